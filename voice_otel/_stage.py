@@ -51,6 +51,7 @@ class StageSpec:
             genai[GenAI.REQUEST_MODEL] = self.model
         self.genai_attrs = genai
         self.metric_attrs = {Attr.STAGE: self.stage, **genai}
+        self.provider_attrs = {k: v for k, v in genai.items() if k != GenAI.OPERATION_NAME}
         self.span_attrs: dict[str, Any] = {
             **self.metric_attrs,
             GenAI.OUTPUT_TYPE: STAGE_OUTPUT_TYPE[self.stage],
@@ -263,6 +264,7 @@ class StageRun:
                 tl.tts_ttfb = ttfo if ttfo is not None else duration
             tl.tts_audio += self.usage.output_audio_seconds
             tl.tts_characters += self.usage.characters
+            tl.tts_attrs = self.spec.provider_attrs
             turn.tts_stopped(end)
 
     def _record_usage(self, inst: _runtime.Instruments) -> float | None:

@@ -168,6 +168,7 @@ class _TurnTimeline:
     tts_characters: float = 0.0
     stop_latency: float | None = None
     attempts: dict[int, int] = field(default_factory=dict)
+    tts_attrs: dict[str, Any] = field(default_factory=dict)
 
 
 class Turn(_Scope):
@@ -333,6 +334,9 @@ class Turn(_Scope):
                 inst.interruption_stop_latency.record(tl.stop_latency)
             attrs[Attr.WASTED_AUDIO] = wasted_audio
             attrs[Attr.WASTED_CHARACTERS] = wasted_chars
+            if wasted_audio:
+                inst.wasted_audio.add(wasted_audio, tl.tts_attrs)
+                inst.wasted_characters.add(wasted_chars, tl.tts_attrs)
             if self._conversation is not None:
                 self._conversation.interruptions += 1
         if self._conversation is not None:
