@@ -69,12 +69,12 @@ def _env_bool(name: str) -> bool | None:
     raise ConfigurationError(f"{name}={value!r}: use true or false")
 
 
-def _env_float(name: str, scale: float = 1.0) -> float | None:
+def _env_float(name: str) -> float | None:
     value = _env(name)
     if value is None:
         return None
     try:
-        return float(value) * scale
+        return float(value)
     except ValueError:
         raise ConfigurationError(f"{name}={value!r} is not a number") from None
 
@@ -87,17 +87,17 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
-def _endpoint(value: str) -> str:
+def _endpoint(value: str, source: str = "otlp_endpoint") -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            f"otlp_endpoint {value!r} is not a URL: use http://HOST:PORT or https://HOST:PORT "
+            f"{source} {value!r} is not a URL: use http://HOST:PORT or https://HOST:PORT "
             "(e.g. http://localhost:4317 for gRPC, http://localhost:4318 for HTTP)"
         )
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise ConfigurationError(f"otlp_endpoint {value!r} has an invalid port") from None
+        raise ConfigurationError(f"{source} {value!r} has an invalid port") from None
     return value.rstrip("/")
 
 
@@ -116,23 +116,32 @@ def _port(value: int | bool | None, default: int | None) -> int | None:
 
 def resolve(**kw: Any) -> Settings:
     """Merge arguments (None = not given) with ``OTEL_*`` / ``VOICE_OTEL_*`` variables."""
-    endpoint = kw["otlp_endpoint"] or _env("OTEL_EXPORTER_OTLP_ENDPOINT")
-    endpoint = _endpoint(endpoint) if endpoint else None
+    # A bad value read from the environment is reported under the variable's name.
+    endpoint = kw["otlp_endpoint"]
+    if endpoint:
+        endpoint = _endpoint(endpoint)
+    elif endpoint := _env("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        endpoint = _endpoint(endpoint, "OTEL_EXPORTER_OTLP_ENDPOINT")
 
-    protocol = kw["otlp_protocol"] or _env("OTEL_EXPORTER_OTLP_PROTOCOL")
+    protocol = kw["otlp_protocol"]
+    protocol_source = "otlp_protocol"
+    if not protocol and (protocol := _env("OTEL_EXPORTER_OTLP_PROTOCOL")):
+        protocol_source = "OTEL_EXPORTER_OTLP_PROTOCOL"
     if protocol is None:
         # The spec's default is http/protobuf; a :4317 endpoint is the gRPC port by convention.
         port = urlsplit(endpoint).port if endpoint else None
         protocol = "grpc" if port == 4317 else "http/protobuf"
     if protocol not in PROTOCOLS:
         raise ConfigurationError(
-            f"otlp_protocol {protocol!r} is not supported: use 'grpc' or 'http/protobuf'"
+            f"{protocol_source} {protocol!r} is not supported: use 'grpc' or 'http/protobuf'"
         )
 
     interval = kw["metric_export_interval"]
     if interval is None:
-        interval = _env_float("OTEL_METRIC_EXPORT_INTERVAL", 1 / 1000) or 10.0
-    interval = _positive("metric_export_interval (seconds)", interval)
+        millis = _env_float("OTEL_METRIC_EXPORT_INTERVAL")
+        if millis is not None:
+            interval = _positive("OTEL_METRIC_EXPORT_INTERVAL (milliseconds)", millis) / 1000
+    interval = _positive("metric_export_interval (seconds)", 10.0 if interval is None else interval)
     timeout = _positive("export_timeout (seconds)", kw["export_timeout"])
     queue = kw["max_queue_size"]
     if isinstance(queue, bool) or not isinstance(queue, int) or queue < 1:
@@ -151,10 +160,17 @@ def resolve(**kw: Any) -> Settings:
             json_arg = False
     if json_arg is False:
         json_path = None
-    elif json_arg:
+    elif json_arg is True:
+        json_path = Path(DEFAULT_JSON_PATH)
+    elif isinstance(json_arg, str | os.PathLike) and str(json_arg):
         json_path = Path(json_arg)
-    else:
+    elif json_arg is None or json_arg == "":
         json_path = None if endpoint else Path(DEFAULT_JSON_PATH)
+    else:
+        raise ConfigurationError(
+            f"json_path must be a file path, True (the default file) or False (off), "
+            f"got {json_arg!r}"
+        )
 
     capture = kw["capture_content"]
     if capture is None:
@@ -167,9 +183,13 @@ def resolve(**kw: Any) -> Settings:
         raise ConfigurationError("redact must be a function taking and returning a string")
 
     objective = kw["latency_objective"]
+    objective_source = "latency_objective (seconds)"
     if objective is None:
-        objective = _env_float("VOICE_OTEL_LATENCY_OBJECTIVE") or 1.0
-    objective = _positive("latency_objective (seconds)", objective)
+        objective = _env_float("VOICE_OTEL_LATENCY_OBJECTIVE")
+        objective_source = "VOICE_OTEL_LATENCY_OBJECTIVE (seconds)"
+        if objective is None:
+            objective = 1.0
+    objective = _positive(objective_source, objective)
 
     enabled = kw["enabled"]
     if enabled is None:
@@ -181,7 +201,7 @@ def resolve(**kw: Any) -> Settings:
         service_version=kw["service_version"],
         environment=kw["environment"] or _env("VOICE_OTEL_ENVIRONMENT"),
         otlp_endpoint=endpoint,
-        otlp_protocol=protocol,  # type: ignore[arg-type]
+        otlp_protocol=protocol,
         metric_export_interval=interval,
         export_timeout=timeout,
         max_queue_size=queue,

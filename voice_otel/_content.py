@@ -30,7 +30,8 @@ class ContentBuffer:
         self._size = 0
 
     def add_output(self, text: str) -> None:
-        limit = _runtime.options.content_max_length
+        # One character past the limit, so that prepare() sees the text was cut and marks it.
+        limit = _runtime.options.content_max_length + 1
         if self._size < limit:
             self.output.append(text[: limit - self._size])
             self._size += len(self.output[-1])

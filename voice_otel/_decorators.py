@@ -21,7 +21,7 @@ from typing import Any, TypeVar, overload
 
 from voice_otel import _runtime
 from voice_otel._guard import report_fault
-from voice_otel._stage import StageRun, StageSpec, begin
+from voice_otel._stage import StageRun, StageSpec, attach_context, begin, detach_context
 
 F = TypeVar("F", bound=Callable[..., Any])
 _options = _runtime.options
@@ -45,14 +45,14 @@ def _wrap_plain(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., Any]:
         run = begin(spec, args)
         if run is None:
             return fn(*args, **kwargs)
-        token = _enter(run)
+        token = attach_context(run.context)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            _leave(run, token)
+            _leave(token)
             run.finish(exc)
             raise
-        _leave(run, token)
+        _leave(token)
         _on_result(run, result)
         run.finish()
         return result
@@ -70,14 +70,14 @@ def _wrap_coroutine(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., An
             return await fn(*args, **kwargs)
         # Inside a coroutine the attach and detach happen in this task's own context, so it is
         # safe to keep the stage context attached across the await.
-        token = _enter(run)
+        token = attach_context(run.context)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            _leave(run, token)
+            _leave(token)
             run.finish(exc)
             raise
-        _leave(run, token)
+        _leave(token)
         _on_result(run, result)
         run.finish()
         return result
@@ -86,6 +86,8 @@ def _wrap_coroutine(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., An
 
 
 def _wrap_gen(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., Any]:
+    per_item = spec.usage is not None  # every item goes to the usage extractor
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         if not _options.enabled:
@@ -98,32 +100,39 @@ def _wrap_gen(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., Any]:
         except BaseException as exc:
             run.finish(exc)
             raise
+        ctx = run.context
         step: Callable[[Any], Any] = gen.send
         value: Any = None
         while True:
-            token = _enter(run)
+            token = attach_context(ctx)
             try:
                 item = step(value)
             except StopIteration as stop:
-                _leave(run, token)
+                _leave(token)
                 run.finish()
                 return stop.value
             except BaseException as exc:
-                _leave(run, token)
+                _leave(token)
                 run.finish(exc)
                 raise
-            _leave(run, token)
-            _on_item(run, item)
+            try:  # _leave(token), inline: this runs once per streamed item
+                detach_context(token)
+            except Exception as exc:
+                report_fault("stage context", exc)
+            if run.items and not (per_item or _options.capture_content):
+                run.items += 1  # after the first item, counting is all there is to do
+            else:
+                _on_item(run, item)
             try:
                 value = yield item
                 step = gen.send
             except GeneratorExit:
                 # Closed by the consumer or garbage-collected: a barge-in, not an error.
-                token = _enter(run)
+                token = attach_context(ctx)
                 try:
                     gen.close()
                 finally:
-                    _leave(run, token)
+                    _leave(token)
                     run.finish(interrupted=True)
                 raise
             except BaseException as exc:
@@ -133,6 +142,8 @@ def _wrap_gen(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., Any]:
 
 
 def _wrap_async_gen(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., Any]:
+    per_item = spec.usage is not None  # every item goes to the usage extractor
+
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         if not _options.enabled:
@@ -149,31 +160,38 @@ def _wrap_async_gen(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., An
         except BaseException as exc:
             run.finish(exc)
             raise
+        ctx = run.context
         step: Callable[[Any], Any] = agen.asend
         value: Any = None
         while True:
-            token = _enter(run)
+            token = attach_context(ctx)
             try:
                 item = await step(value)
             except StopAsyncIteration:
-                _leave(run, token)
+                _leave(token)
                 run.finish()
                 return
             except BaseException as exc:
-                _leave(run, token)
+                _leave(token)
                 run.finish(exc)
                 raise
-            _leave(run, token)
-            _on_item(run, item)
+            try:  # _leave(token), inline: this runs once per streamed item
+                detach_context(token)
+            except Exception as exc:
+                report_fault("stage context", exc)
+            if run.items and not (per_item or _options.capture_content):
+                run.items += 1  # after the first item, counting is all there is to do
+            else:
+                _on_item(run, item)
             try:
                 value = yield item
                 step = agen.asend
             except GeneratorExit:
-                token = _enter(run)
+                token = attach_context(ctx)
                 try:
                     await agen.aclose()
                 finally:
-                    _leave(run, token)
+                    _leave(token)
                     run.finish(interrupted=True)
                 raise
             except BaseException as exc:
@@ -182,19 +200,11 @@ def _wrap_async_gen(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., An
     return wrapper
 
 
-def _enter(run: StageRun) -> object | None:
+def _leave(token: Any) -> None:
     try:
-        return run.enter()
-    except Exception:
-        return None
-
-
-def _leave(run: StageRun, token: object | None) -> None:
-    if token is not None:
-        try:
-            run.leave(token)
-        except Exception as exc:
-            report_fault("stage context", exc)
+        detach_context(token)
+    except Exception as exc:
+        report_fault("stage context", exc)
 
 
 def _on_result(run: StageRun, result: Any) -> None:
@@ -236,6 +246,10 @@ def _make(stage: str) -> Any:
         **attributes: Any,
     ) -> F | Callable[[F], F]:
         def decorate(f: F) -> F:
+            if isinstance(f, staticmethod | classmethod):
+                # Placed above @staticmethod / @classmethod: wrap the function, keep the binding.
+                inner: Any = f.__func__
+                return type(f)(decorate(inner))
             spec = StageSpec(
                 stage, provider, model, voice, usage, attributes, getattr(f, "__qualname__", "")
             )

@@ -125,15 +125,16 @@ def configure(
     global _current
     settings = resolve(**{k: v for k, v in locals().items()})
     with _lock:
-        if _current is not None:
-            if _current.settings == settings:
-                return _current
-            logger.info("voice_otel: configure() called with new settings; replacing the old setup")
-            _shutdown_locked(timeout=settings.export_timeout)
+        if _current is not None and _current.settings == settings:
+            return _current
+        # Checked before the old setup is shut down: bad prices must not leave it untraced.
         try:
             table = _usage.load_table(settings.prices)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+        if _current is not None:
+            logger.info("voice_otel: configure() called with new settings; replacing the old setup")
+            _shutdown_locked(timeout=settings.export_timeout)
         telemetry = _build(settings)
         _usage.set_price_table(table)
         _apply_options(settings)
@@ -167,6 +168,30 @@ def _build(s: Settings) -> Telemetry:
     closers: list[Any] = []
     interval_ms = s.metric_export_interval * 1000
     timeout_ms = s.export_timeout * 1000
+    if not s.enabled:  # OTEL_SDK_DISABLED: no exporter, no open port, no file
+        return Telemetry(
+            s,
+            TracerProvider(resource=resource, shutdown_on_exit=False),
+            MeterProvider(resource=resource, shutdown_on_exit=False),
+        )
+
+    # What can fail (the file, the port) comes first, so that a ConfigurationError leaves no
+    # exporter thread behind.
+    file = None
+    if s.json_path is not None:
+        try:
+            file = JsonLinesFile(s.json_path)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"json_path {str(s.json_path)!r} cannot be written ({exc.strerror}); "
+                "pass another path or json_path=False"
+            ) from None
+
+    server = prometheus_url = None
+    if s.prometheus_port is not None:
+        server, prometheus_url, reader = _prometheus(s)
+        readers.append(reader)
+        closers.append(reader)
 
     if s.otlp_endpoint:
         span_exp, metric_exp = _otlp_exporters(s)
@@ -178,14 +203,7 @@ def _build(s: Settings) -> Telemetry:
         )
 
     json_path = None
-    if s.json_path is not None:
-        try:
-            file = JsonLinesFile(s.json_path)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"json_path {str(s.json_path)!r} cannot be written ({exc.strerror}); "
-                "pass another path or json_path=False"
-            ) from None
+    if file is not None:
         json_path = file.path
         span_exporters.append(JsonLinesSpanExporter(file))
         readers.append(
@@ -194,18 +212,13 @@ def _build(s: Settings) -> Telemetry:
             )
         )
 
-    server = prometheus_url = None
-    if s.prometheus_port is not None:
-        server, prometheus_url, reader = _prometheus(s)
-        readers.append(reader)
-        closers.append(reader)
-
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     for exporter in span_exporters:
         tracer_provider.add_span_processor(
             BatchSpanProcessor(
                 exporter,
                 max_queue_size=s.max_queue_size,
+                max_export_batch_size=min(512, s.max_queue_size),
                 export_timeout_millis=timeout_ms,
                 schedule_delay_millis=min(1000.0, interval_ms),
             )

@@ -9,23 +9,56 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from voice_otel import _events, _runtime, _turn
+from voice_otel import _events, _runtime, _turn, _values
 from voice_otel._content import ContentBuffer, capture_input
 from voice_otel._contract import STAGE_OPERATION, STAGE_OUTPUT_TYPE, STAGES, Attr, GenAI, SpanName
-from voice_otel._guard import report_fault
-from voice_otel._usage import Usage, price_table
+from voice_otel._guard import guard, report_fault
+from voice_otel._usage import USAGE_FIELDS, Usage, price_table
 
 logger = logging.getLogger(__name__)
 
 STAGE_KEY = otel_context.create_key("voice_otel.stage")
+
+
+def _attach_guarded(ctx: otel_context.Context) -> object | None:
+    try:
+        return otel_context.attach(ctx)
+    except Exception as exc:
+        report_fault("stage context", exc)
+        return None
+
+
+def _detach_token(token: Any) -> None:
+    if token is not None:
+        otel_context.detach(token)
+
+
+def _context_switch() -> tuple[Callable[[otel_context.Context], Any], Callable[[Any], Any]]:
+    """(attach, detach) for a stage's context, entered around every step of a stream.
+
+    With OpenTelemetry's default runtime context these are its context variable's own ``set``
+    and ``reset``: what ``attach``/``detach`` do, without four Python calls per streamed item.
+    Any other runtime context goes through the public API.
+    """
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if isinstance(runtime, ContextVarsRuntimeContext) and isinstance(var, ContextVar):
+        return var.set, var.reset
+    return _attach_guarded, _detach_token
+
+
+attach_context, detach_context = _context_switch()
 
 
 @dataclass
@@ -43,6 +76,11 @@ class StageSpec:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {', '.join(STAGES)}, not {self.stage!r}")
+        # Whatever the user passed, only valid names and attribute values go any further.
+        self.provider = _values.name(self.provider, "provider")
+        self.model = _values.name(self.model, "model")
+        self.voice = _values.name(self.voice, "voice")
+        self.attributes = _values.attributes(self.attributes, "stage attribute")
         operation = STAGE_OPERATION[self.stage]
         self.span_name = SpanName.stage(operation, self.model)
         provider = self.provider or "unknown"
@@ -60,6 +98,7 @@ class StageSpec:
         if self.voice:
             self.span_attrs[Attr.TTS_VOICE] = self.voice
         self._by_outcome: dict[tuple[str, str | None], tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.usage_warned = False  # invalid usage is logged once per stage, not per chunk
 
     def outcome_attrs(
         self, outcome: str, error_type: str | None
@@ -85,6 +124,7 @@ class StageRun:
         "_ctx",
         "_token",
         "content",
+        "conversation",
         "done",
         "first_at",
         "items",
@@ -99,6 +139,8 @@ class StageRun:
     def __init__(self, spec: StageSpec) -> None:
         self.spec = spec
         self.turn = _turn.current_turn()
+        # Cost outside a turn (a greeting, say) still belongs to the conversation.
+        self.conversation = _turn.current_conversation() if self.turn is None else None
         self.usage = Usage()
         self.items = 0
         self.first_at: float | None = None
@@ -114,18 +156,24 @@ class StageRun:
 
     # -- context: attached only while the user's code runs, never across a yield ----------
 
+    @property
+    def context(self) -> otel_context.Context:
+        """The OpenTelemetry context of this call: its span, current while the user's code runs."""
+        return self._ctx
+
     def enter(self) -> object:
-        return otel_context.attach(self._ctx)
+        return attach_context(self._ctx)
 
     @staticmethod
     def leave(token: object) -> None:
-        otel_context.detach(token)  # type: ignore[arg-type]
+        detach_context(token)
 
     # -- what user code (or the wrapper) reports ------------------------------------------
 
     def first_output(self, at: float | None = None) -> None:
         """Mark the first output (token, audio chunk, partial transcript) of this call."""
         if self.first_at is None:
+            at = _values.instant(at, "first_output(at)")
             self.first_at = time.monotonic() if at is None else at
             if self.spec.stage == "tts" and self.turn is not None:
                 self.turn.first_audio(self.first_at)
@@ -134,14 +182,19 @@ class StageRun:
         """Add usage: input_tokens, output_tokens, input_audio_seconds, output_audio_seconds,
         characters."""
         rejected = self.usage.add(**values)
-        if rejected:
+        if rejected and not self.spec.usage_warned:
+            self.spec.usage_warned = True
             logger.warning(
-                "voice_otel: ignored invalid usage %s (need finite numbers >= 0)", rejected
+                "voice_otel: ignored invalid usage %s of %s (need finite numbers >= 0 named %s); "
+                "further invalid usage there is not logged",
+                rejected,
+                self.spec.name or self.spec.stage,
+                ", ".join(sorted(USAGE_FIELDS)),
             )
 
     def set_response_model(self, model: str) -> None:
         """The model that actually answered, when the provider reports it."""
-        self.response_model = model
+        self.response_model = _values.name(model, "response model")
 
     def record_content(self, input: str | None = None, output: str | None = None) -> None:
         """Record conversation text on the span; ignored unless content capture is on."""
@@ -173,13 +226,19 @@ class StageRun:
     def _extract(self, value: Any) -> None:
         try:
             usage = self.spec.usage(value)
+            if isinstance(usage, Usage):
+                usage = vars(usage)  # validated like any other report
+            if isinstance(usage, Mapping):
+                self.record_usage(**{str(k): v for k, v in usage.items()})
+            elif usage and not self.spec.usage_warned:
+                self.spec.usage_warned = True
+                logger.warning(
+                    "voice_otel: the usage extractor of %s returned a %s, not a mapping; ignored",
+                    self.spec.name or self.spec.stage,
+                    type(usage).__name__,
+                )
         except Exception as exc:
             report_fault(f"usage extractor of {self.spec.name}", exc)
-            return
-        if isinstance(usage, Usage):
-            self.usage.merge(usage)
-        elif usage:
-            self.record_usage(**usage)
 
     # -- the end -----------------------------------------------------------------------------
 
@@ -219,6 +278,8 @@ class StageRun:
         inst.stage_duration.record(duration, stage_attrs)
         inst.genai_duration.record(duration, genai_attrs)
         ttfo = None if self.first_at is None else self.first_at - self.start
+        if ttfo is not None and not _values.measurable(ttfo):
+            ttfo = None  # a first-output mark before the call started measures nothing
         if ttfo is not None:
             span.set_attribute(Attr.STAGE_TTFO, ttfo)
             inst.stage_ttfo.record(ttfo, spec.metric_attrs)
@@ -229,7 +290,8 @@ class StageRun:
             span.set_attribute(GenAI.RESPONSE_MODEL, self.response_model)
         cost = self._record_usage(inst)
         if self.content is not None:
-            self.content.write(span)
+            with guard("content capture"):  # a failing redact hook drops the text, nothing else
+                self.content.write(span)
 
         turn = self.turn
         if turn is not None:
@@ -239,12 +301,15 @@ class StageRun:
             self._into_turn(turn, end, ttfo, duration, outcome)
             if cost:
                 turn.cost += cost
+        elif cost and self.conversation is not None:
+            self.conversation.cost += cost
         span.end()
-        _events.emit_stage(
-            _events.StageOutcome(
-                spec.stage, spec.provider, spec.model, outcome, error_type, duration
+        if _events._stage_listeners:
+            _events.emit_stage(
+                _events.StageOutcome(
+                    spec.stage, spec.provider, spec.model, outcome, error_type, duration
+                )
             )
-        )
 
     def _into_turn(
         self, turn: _turn.Turn, end: float, ttfo: float | None, duration: float, outcome: str
@@ -272,10 +337,12 @@ class StageRun:
         if not usage:
             return None
         attrs = spec.metric_attrs
-        if usage.input_tokens or usage.output_tokens:
+        # Zero means "not reported": never record it as a measurement.
+        if usage.input_tokens:
             span.set_attribute(GenAI.USAGE_INPUT_TOKENS, int(usage.input_tokens))
-            span.set_attribute(GenAI.USAGE_OUTPUT_TOKENS, int(usage.output_tokens))
             inst.genai_tokens.record(usage.input_tokens, _token_attrs(spec, "input"))
+        if usage.output_tokens:
+            span.set_attribute(GenAI.USAGE_OUTPUT_TOKENS, int(usage.output_tokens))
             inst.genai_tokens.record(usage.output_tokens, _token_attrs(spec, "output"))
         if usage.input_audio_seconds:
             span.set_attribute(Attr.USAGE_AUDIO_INPUT, usage.input_audio_seconds)

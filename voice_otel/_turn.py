@@ -23,7 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
-from voice_otel import _events, _runtime
+from voice_otel import _events, _runtime, _values
 from voice_otel._contract import Attr, GenAI, SpanName
 from voice_otel._guard import guard, report_fault
 
@@ -75,6 +75,7 @@ class _Scope:
     _span: Span | None = None
     _token: object | None = None
     _var_token: contextvars.Token[Any] | None = None
+    _active = False  # entered with telemetry enabled: there is something to record at exit
 
     def _open(self, name: str, attributes: dict[str, Any], parent: Span | None) -> None:
         ctx = trace.set_span_in_context(parent) if parent is not None else None
@@ -82,29 +83,35 @@ class _Scope:
         self._token = otel_context.attach(trace.set_span_in_context(self._span))
 
     def _close(self, exc: BaseException | None, attributes: dict[str, Any]) -> None:
-        span = self._span
-        if span is None:
-            return
-        if attributes:
-            span.set_attributes(attributes)
-        if exc is not None and isinstance(exc, Exception):
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            span.set_attribute(GenAI.ERROR_TYPE, type(exc).__qualname__)
-        span.end()
-        if self._token is not None:
-            try:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
-            except Exception as err:  # exited in another task or thread than entered
-                report_fault("detach", err)
+        """End the span and restore the context; runs once, and both happen even when
+        recording on the span fails."""
+        span, token = self._span, self._token
+        self._span = self._token = None
+        try:
+            if span is not None:
+                try:
+                    if attributes:
+                        span.set_attributes(attributes)
+                    if exc is not None and isinstance(exc, Exception):
+                        span.record_exception(exc)
+                        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                        span.set_attribute(GenAI.ERROR_TYPE, type(exc).__qualname__)
+                finally:
+                    span.end()
+        finally:
+            if token is not None:
+                try:
+                    otel_context.detach(token)  # type: ignore[arg-type]
+                except Exception as err:  # exited in another task or thread than entered
+                    report_fault("detach", err)
 
 
 class Conversation(_Scope):
     """One call. Use :func:`voice_otel.conversation` to create it."""
 
     def __init__(self, conversation_id: str | None = None, **attributes: Any) -> None:
-        self.id = conversation_id or uuid.uuid4().hex
-        self.attributes = attributes
+        self.id = _values.identifier(conversation_id, "conversation id") or uuid.uuid4().hex
+        self.attributes = _values.attributes(attributes, "conversation attribute")
         self.turns = 0
         self.interruptions = 0
         self.cost = 0.0
@@ -116,11 +123,13 @@ class Conversation(_Scope):
         return Turn(turn_id, conversation=self, **attributes)
 
     def __enter__(self) -> Conversation:
-        with guard("conversation start"):
-            self._start = time.monotonic()
-            attrs = {GenAI.CONVERSATION_ID: self.id, **self.attributes}
-            self._open(SpanName.CONVERSATION, attrs, None)
-            _runtime.instruments().conversations_active.add(1)
+        self._active = _runtime.options.enabled
+        if self._active:
+            with guard("conversation start"):
+                self._start = time.monotonic()
+                attrs = {GenAI.CONVERSATION_ID: self.id, **self.attributes}
+                self._open(SpanName.CONVERSATION, attrs, None)
+                _runtime.instruments().conversations_active.add(1)
         self._var_token = _conversation_var.set(self)
         return self
 
@@ -133,10 +142,13 @@ class Conversation(_Scope):
         if self._var_token is not None:
             with guard("conversation context"):
                 _conversation_var.reset(self._var_token)
-        with guard("conversation end"):
+        if not self._active:
+            return
+        with guard("conversation metrics"):
             inst = _runtime.instruments()
             inst.conversations_active.add(-1)
             inst.conversation_duration.record(time.monotonic() - self._start)
+        with guard("conversation end"):
             self._close(
                 exc,
                 {
@@ -179,13 +191,16 @@ class Turn(_Scope):
     * :meth:`user_stopped_speaking` starts the voice-to-voice clock (default: the turn start);
     * :meth:`bot_started_speaking` stops it (default: the first audio of a TTS stage);
     * :meth:`interrupt` records a barge-in.
+
+    With telemetry disabled (``enabled=False``, ``OTEL_SDK_DISABLED``) nothing is recorded and
+    :attr:`record` stays None.
     """
 
     def __init__(
         self, turn_id: str | None = None, *, conversation: Conversation | None = None, **attrs: Any
     ) -> None:
-        self.id = turn_id or uuid.uuid4().hex[:16]
-        self.attributes = attrs
+        self.id = _values.identifier(turn_id, "turn id") or uuid.uuid4().hex[:16]
+        self.attributes = _values.attributes(attrs, "turn attribute")
         self._conversation = conversation
         self.index = 0
         self.record: TurnRecord | None = None
@@ -202,10 +217,12 @@ class Turn(_Scope):
 
     def user_stopped_speaking(self, at: float | None = None) -> None:
         """Mark the end of the user's speech: the voice-to-voice clock starts here."""
+        at = _values.instant(at, "user_stopped_speaking(at)")
         self.user_stopped_at = time.monotonic() if at is None else at
 
     def bot_started_speaking(self, at: float | None = None) -> None:
         """Mark the bot's first audio reaching the caller (overrides the TTS first chunk)."""
+        at = _values.instant(at, "bot_started_speaking(at)")
         self.first_audio_at = time.monotonic() if at is None else at
         self._explicit_audio_mark = True
 
@@ -218,9 +235,11 @@ class Turn(_Scope):
             at: when it happened (``time.monotonic()``), default now.
         """
         if self.interrupted_at is None:
+            at = _values.instant(at, "interrupt(at)")
             self.interrupted_at = time.monotonic() if at is None else at
-        if played_audio_seconds is not None:
-            self.played_audio_seconds = played_audio_seconds
+        played = _values.duration(played_audio_seconds, "interrupt(played_audio_seconds)")
+        if played is not None:
+            self.played_audio_seconds = played
 
     @property
     def interrupted(self) -> bool:
@@ -238,31 +257,40 @@ class Turn(_Scope):
 
     def tts_stopped(self, at: float) -> None:
         if self.interrupted_at is not None and self.timeline.stop_latency is None:
-            self.timeline.stop_latency = max(0.0, at - self.interrupted_at)
+            stop_latency = max(0.0, at - self.interrupted_at)
+            if _values.measurable(stop_latency):
+                self.timeline.stop_latency = stop_latency
 
     def next_attempt(self, spec_id: int, failed: bool) -> int:
-        """Attempt number of a stage spec in this turn (0 first); counts failures as retries."""
+        """Attempt number of a stage spec in this turn: the failed calls of it right before.
+
+        0 for a first try; a success ends the series, so a later call is not a retry.
+        """
         attempts = self.timeline.attempts
         n = attempts.get(spec_id, 0)
         if failed:
             attempts[spec_id] = n + 1
+        else:
+            attempts.pop(spec_id, None)
         return n
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def __enter__(self) -> Turn:
-        with guard("turn start"):
-            conv = self._conversation or _conversation_var.get()
-            self._conversation = conv
-            self._start = time.monotonic()
-            attrs: dict[str, Any] = {Attr.TURN_ID: self.id, **self.attributes}
-            if conv is not None:
-                self.index = next(conv._indexes)
-                attrs[GenAI.CONVERSATION_ID] = conv.id
-                attrs[Attr.TURN_INDEX] = self.index
-            # Parent on the conversation span, not on whatever span is current: a turn started
-            # from a helper task must not nest under the previous turn's stage.
-            self._open(SpanName.TURN, attrs, conv._span if conv is not None else None)
+        self._active = _runtime.options.enabled
+        if self._active:
+            with guard("turn start"):
+                conv = self._conversation or _conversation_var.get()
+                self._conversation = conv
+                self._start = time.monotonic()
+                attrs: dict[str, Any] = {Attr.TURN_ID: self.id, **self.attributes}
+                if conv is not None:
+                    self.index = next(conv._indexes)
+                    attrs[GenAI.CONVERSATION_ID] = conv.id
+                    attrs[Attr.TURN_INDEX] = self.index
+                # Parent on the conversation span, not on whatever span is current: a turn
+                # started from a helper task must not nest under the previous turn's stage.
+                self._open(SpanName.TURN, attrs, conv._span if conv is not None else None)
         self._var_token = _turn_var.set(self)
         return self
 
@@ -275,10 +303,15 @@ class Turn(_Scope):
         if self._var_token is not None:
             with guard("turn context"):
                 _turn_var.reset(self._var_token)
+        if not self._active:
+            return
         try:
             self._finish(exc)
         except Exception as err:
             report_fault("turn end", err)
+        finally:
+            with guard("turn end"):
+                self._close(exc, {})  # no-op unless _finish failed before closing
 
     async def __aenter__(self) -> Turn:
         return self.__enter__()
@@ -292,10 +325,11 @@ class Turn(_Scope):
         self.__exit__(exc_type, exc, tb)
 
     def _finish(self, exc: BaseException | None) -> None:
-        inst = _runtime.instruments()
         t0 = self._start if self.user_stopped_at is None else self.user_stopped_at
         t1 = self.first_audio_at
         latency = t1 - t0 if t1 is not None and t1 >= t0 else None
+        if latency is not None and not _values.measurable(latency):
+            latency = None  # marks so far apart that the difference is not a number
         components = (
             decompose(self.timeline.intervals, t0, t1)
             if t1 is not None and latency is not None
@@ -322,23 +356,18 @@ class Turn(_Scope):
         }
         if latency is not None:
             attrs[Attr.TURN_LATENCY] = latency
-            inst.turn_latency.record(latency)
             for name, value in components.items():
                 attrs[f"{Attr.TURN_LATENCY}.{name}"] = value
-                inst.turn_latency_component.record(value, _COMPONENT_ATTRS[name])
-        inst.turns.add(1, _OUTCOME_ATTRS[outcome])
         if self.interrupted:
-            inst.interruptions.add(1)
             if tl.stop_latency is not None:
                 attrs[Attr.INTERRUPTION_STOP_LATENCY] = tl.stop_latency
-                inst.interruption_stop_latency.record(tl.stop_latency)
             attrs[Attr.WASTED_AUDIO] = wasted_audio
             attrs[Attr.WASTED_CHARACTERS] = wasted_chars
-            if wasted_audio:
-                inst.wasted_audio.add(wasted_audio, tl.tts_attrs)
-                inst.wasted_characters.add(wasted_chars, tl.tts_attrs)
             if self._conversation is not None:
                 self._conversation.interruptions += 1
+        # The histogram exemplars link to this span: record while it is still current.
+        with guard("turn metrics"):
+            self._record_metrics(latency, components, outcome, wasted_audio, wasted_chars)
         if self._conversation is not None:
             self._conversation.turns += 1
             self._conversation.cost += self.cost
@@ -347,8 +376,8 @@ class Turn(_Scope):
         if self._span is not None:
             ctx = self._span.get_span_context()
             trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
-        # The histogram exemplar links to this span: record while it is still current.
-        self._close(exc, attrs)
+        with guard("turn end"):
+            self._close(exc, attrs)
         self.record = TurnRecord(
             index=self.index,
             turn_id=self.id,
@@ -368,6 +397,29 @@ class Turn(_Scope):
             trace_id=trace_id,
         )
         _events.emit_turn(self.record)
+
+    def _record_metrics(
+        self,
+        latency: float | None,
+        components: dict[str, float],
+        outcome: str,
+        wasted_audio: float,
+        wasted_chars: float,
+    ) -> None:
+        inst = _runtime.instruments()
+        tl = self.timeline
+        if latency is not None:
+            inst.turn_latency.record(latency)
+            for name, value in components.items():
+                inst.turn_latency_component.record(value, _COMPONENT_ATTRS[name])
+        inst.turns.add(1, _OUTCOME_ATTRS[outcome])
+        if self.interrupted:
+            inst.interruptions.add(1)
+            if tl.stop_latency is not None:
+                inst.interruption_stop_latency.record(tl.stop_latency)
+            if wasted_audio:
+                inst.wasted_audio.add(wasted_audio, tl.tts_attrs)
+                inst.wasted_characters.add(wasted_chars, tl.tts_attrs)
 
     def _wasted(self) -> tuple[float, float]:
         """Estimated TTS audio (s) and characters produced but never heard."""

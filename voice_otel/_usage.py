@@ -42,10 +42,14 @@ class Usage:
         for name, value in values.items():
             if value is None:
                 continue
-            if not _valid_amount(value) or not hasattr(self, name):
+            if name not in USAGE_FIELDS or not _valid_amount(value):
                 rejected.append(name)
                 continue
-            setattr(self, name, getattr(self, name) + value)
+            total = getattr(self, name) + value
+            if total > MAX_AMOUNT:
+                rejected.append(name)
+                continue
+            setattr(self, name, total)
         return rejected
 
     def merge(self, other: Usage) -> None:
@@ -53,7 +57,19 @@ class Usage:
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def __bool__(self) -> bool:
-        return any(getattr(self, f.name) for f in fields(self))
+        return bool(
+            self.input_tokens
+            or self.output_tokens
+            or self.input_audio_seconds
+            or self.output_audio_seconds
+            or self.characters
+        )
+
+
+USAGE_FIELDS = frozenset(f.name for f in fields(Usage))
+# No call uses this much of anything; past it counts stop being exact, and a total no longer fits
+# the 64-bit integer a span attribute holds.
+MAX_AMOUNT = 2**53
 
 
 def _valid_amount(value: Any) -> bool:
@@ -72,7 +88,8 @@ class PriceTable:
     def lookup(self, provider: str | None, model: str | None) -> dict[str, float] | None:
         if not provider:
             return None
-        return self.prices.get(f"{provider}/{model}") or self.prices.get(f"{provider}/*")
+        price = self.prices.get(f"{provider}/{model}")  # an exact entry wins, even if empty
+        return price if price is not None else self.prices.get(f"{provider}/*")
 
     def cost(self, provider: str | None, model: str | None, usage: Usage) -> float | None:
         """Cost in USD of ``usage``, or None when the table has no price for the model."""
@@ -131,8 +148,13 @@ def load_table(prices: str | Path | dict[str, Any] | None) -> PriceTable:
             raw = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"prices file {path}: cannot read it as JSON ({exc})") from None
-        entries = raw.get("prices", raw) if isinstance(raw, dict) else raw
-        return table.merged(_validate(entries, str(path)), raw.get("version"))
+        if not isinstance(raw, dict):
+            raise ValueError(f"prices file {path}: must hold a JSON object like prices.json")
+        return table.merged(_validate(raw.get("prices", raw), str(path)), raw.get("version"))
+    if not isinstance(prices, dict):
+        raise ValueError(
+            f"prices must be a path to a JSON file or a mapping, not {type(prices).__name__}"
+        )
     entries = prices.get("prices", prices)
     return table.merged(_validate(entries, "prices"), prices.get("version"))
 
