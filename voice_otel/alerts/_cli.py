@@ -1,0 +1,218 @@
+"""``voice-otel rules render`` and ``voice-otel alerts list|ack``."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from voice_otel._alertmanager import (
+    LIFECYCLE_STATES,
+    AlertmanagerClient,
+    AlertmanagerError,
+    lifecycle_state,
+    summarize,
+)
+from voice_otel.alerts._config import AlertConfig
+from voice_otel.alerts._promql import parse_duration
+from voice_otel.alerts._render import render_rule_files
+
+DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
+_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--set")
+        settings[name.strip()] = value.strip()
+    return settings
+
+
+@click.group("rules")
+def rules_command() -> None:
+    """Prometheus alerting and recording rules for voice agents."""
+
+
+@rules_command.command("render")
+@click.option("--objective", type=float, help="Voice-to-voice latency objective, seconds [1.0].")
+@click.option("--target", type=float, help="Fraction of turns within the objective [0.95].")
+@click.option("--runbook-base-url", help="Where docs/runbooks/ is published [docs/runbooks/].")
+@click.option(
+    "--set",
+    "pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Any AlertConfig setting, e.g. --set cost_budget_usd_per_hour=20 (repeatable).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("collector/rules"),
+    show_default=True,
+    help="Directory to write the rule files to.",
+)
+@click.option("--check", is_flag=True, help="Write nothing; fail if the files in --out differ.")
+def render_command(
+    objective: float | None,
+    target: float | None,
+    runbook_base_url: str | None,
+    pairs: tuple[str, ...],
+    out: Path,
+    check: bool,
+) -> None:
+    """Render the rule files (collector/rules/*.yml by default).
+
+    Example: voice-otel rules render --objective 1.5 --target 0.99 --out /etc/prometheus/rules
+    """
+    settings = _settings(pairs)
+    for name, value in (
+        ("latency_objective_s", objective),
+        ("latency_target", target),
+        ("runbook_base_url", runbook_base_url),
+    ):
+        if value is not None:
+            settings[name] = str(value)
+    try:
+        config = AlertConfig.from_settings(settings)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+    files = render_rule_files(config)
+    if check:
+        stale = [
+            name
+            for name, text in files.items()
+            if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != text
+        ]
+        if stale:
+            raise click.ClickException(f"out of date in {out}: {', '.join(stale)}")
+        click.echo(f"{len(files)} rule files in {out} are up to date")
+        return
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out / name}")
+
+
+@click.group("alerts")
+@click.option(
+    "--alertmanager-url",
+    envvar="VOICE_OTEL_ALERTMANAGER_URL",
+    default=DEFAULT_ALERTMANAGER_URL,
+    show_default=True,
+    help="Alertmanager's address (env VOICE_OTEL_ALERTMANAGER_URL).",
+)
+@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds per request.")
+@click.pass_context
+def alerts_command(ctx: click.Context, alertmanager_url: str, timeout: float) -> None:
+    """Alerts in Alertmanager: list them, acknowledge one with a silence."""
+    try:
+        ctx.obj = AlertmanagerClient(alertmanager_url, timeout=timeout)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--alertmanager-url") from exc
+
+
+@alerts_command.command("list")
+@click.option(
+    "--state",
+    "states",
+    type=click.Choice(LIFECYCLE_STATES),
+    multiple=True,
+    help="Only alerts in this lifecycle state (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print Alertmanager's JSON instead.")
+@click.pass_obj
+def list_command(client: AlertmanagerClient, states: tuple[str, ...], as_json: bool) -> None:
+    """Show firing alerts: active, acknowledged (silenced) and suppressed (inhibited)."""
+    try:
+        alerts = asyncio.run(client.alerts())
+    except AlertmanagerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if states:
+        alerts = [a for a in alerts if lifecycle_state(a) in states]
+    if as_json:
+        click.echo(json.dumps({"summary": summarize(alerts), "alerts": alerts}, indent=2))
+        return
+    _print_table(alerts)
+
+
+@alerts_command.command("ack")
+@click.argument("alertname")
+@click.option("--comment", "-c", required=True, help="Why; shown with the silence.")
+@click.option("--duration", "-d", default="1h", show_default=True, help="e.g. 30m, 2h, 1d.")
+@click.option(
+    "--match",
+    "-m",
+    "matches",
+    multiple=True,
+    metavar="LABEL=VALUE",
+    help="Only alerts with this label value too, e.g. -m component=redis (repeatable).",
+)
+@click.option("--author", default=None, help="Who acknowledges [current user].")
+@click.pass_obj
+def ack_command(
+    client: AlertmanagerClient,
+    alertname: str,
+    comment: str,
+    duration: str,
+    matches: tuple[str, ...],
+    author: str | None,
+) -> None:
+    """Acknowledge ALERTNAME: silence it for --duration with a comment."""
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--duration") from exc
+    matchers = {"alertname": alertname}
+    for pair in matches:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected LABEL=VALUE, got {pair!r}", param_hint="--match")
+        matchers[name.strip()] = value.strip()
+
+    try:
+        silence_id = asyncio.run(
+            client.silence(matchers, comment, author or getpass.getuser(), seconds)
+        )
+    except (AlertmanagerError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(silence_id)
+
+
+def _print_table(alerts: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    summary = summarize(alerts)
+    counts = ", ".join(f"{n} {state}" for state, n in summary["by_state"].items() if n)
+    table = Table(title=f"{summary['total']} alerts" + (f" ({counts})" if counts else ""))
+    for column in ("state", "severity", "alert", "component", "stage", "since", "summary"):
+        table.add_column(column)
+
+    def order(alert: dict[str, Any]) -> tuple[int, str]:
+        severity = alert.get("labels", {}).get("severity", "")
+        return (_SEVERITY_ORDER.get(severity, 9), str(alert.get("startsAt", "")))
+
+    for alert in sorted(alerts, key=order):
+        labels = alert.get("labels", {})
+        table.add_row(
+            lifecycle_state(alert),
+            labels.get("severity", ""),
+            labels.get("alertname", ""),
+            labels.get("component", ""),
+            labels.get("stage", ""),
+            str(alert.get("startsAt", ""))[:19].replace("T", " "),
+            alert.get("annotations", {}).get("summary", ""),
+        )
+    console = Console()
+    if not console.is_terminal:  # piped or captured: never clip alert names
+        console = Console(width=200)
+    console.print(table)

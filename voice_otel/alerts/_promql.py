@@ -1,0 +1,73 @@
+"""PromQL building blocks: label names, durations, numbers and bucket matchers."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def label(attribute_key: str) -> str:
+    """Prometheus label name of an attribute key: ``voice.stage`` -> ``voice_stage``."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", attribute_key)
+
+
+def duration(seconds: float) -> str:
+    """Format whole seconds as a Prometheus duration (``90`` -> ``1m30s``; at least ``1s``)."""
+    remaining = max(1, round(seconds))
+    parts = []
+    for suffix, size in _UNITS:
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{suffix}")
+    return "".join(parts)
+
+
+def parse_duration(text: str) -> int:
+    """Parse a Prometheus-style duration made of ``d``, ``h``, ``m``, ``s`` parts into seconds.
+
+    Raises:
+        ValueError: The text is not such a duration, or it is zero.
+    """
+    match = _DURATION.match(text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f"not a duration like 30s, 5m, 1h30m: {text!r}")
+    seconds = sum(int(n) * size for n, (_, size) in zip(match.groups(), _UNITS, strict=True) if n)
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive: {text!r}")
+    return seconds
+
+
+def number(value: float) -> str:
+    """A float as the shortest PromQL literal that reads back to it (``0.05``, ``14.4``)."""
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {value}")
+    rounded = round(float(value), 9)
+    if rounded.is_integer():
+        return str(int(rounded))
+    return repr(rounded)
+
+
+def le_matcher(bound: float) -> str:
+    """Match a histogram bucket's ``le`` label whichever exporter wrote it.
+
+    The Python SDK's exporter writes ``le="1.0"``, the collector's exporter ``le="1"``;
+    Prometheus 2.x compares label values as text, so integral bounds need both spellings.
+    """
+    if float(bound).is_integer():
+        whole = str(int(bound))
+        return f'le=~"{whole}|{whole}.0"'
+    return f'le="{number(bound)}"'
+
+
+def sum_rate(by: str, selector: str, window: str) -> str:
+    """``sum by (...) (rate(selector[window]))``, one part per line, ending in a newline."""
+    return f"sum by ({by}) (\n  rate({selector}[{window}])\n)\n"
+
+
+def indent(text: str, spaces: int = 2) -> str:
+    """Indent every line of a multi-line PromQL fragment."""
+    pad = " " * spaces
+    return "".join(f"{pad}{line}\n" for line in text.splitlines())
