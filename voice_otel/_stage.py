@@ -136,7 +136,9 @@ class StageRun:
         "usage",
     )
 
-    def __init__(self, spec: StageSpec) -> None:
+    def __init__(self, spec: StageSpec, started: tuple[float, int] | None = None) -> None:
+        """Start the span now, or at ``started`` = (``time.monotonic()``, wall clock in ns) for
+        a call that is reported after it began (framework adapters)."""
         self.spec = spec
         self.turn = _turn.current_turn()
         # Cost outside a turn (a greeting, say) still belongs to the conversation.
@@ -149,10 +151,13 @@ class StageRun:
         self.content: ContentBuffer | None = None
         self._token: object | None = None
         self.span = _runtime.get_tracer().start_span(
-            spec.span_name, kind=SpanKind.CLIENT, attributes=spec.span_attrs
+            spec.span_name,
+            kind=SpanKind.CLIENT,
+            attributes=spec.span_attrs,
+            start_time=None if started is None else started[1],
         )
         self._ctx = otel_context.set_value(STAGE_KEY, self, trace.set_span_in_context(self.span))
-        self.start = time.monotonic()
+        self.start = time.monotonic() if started is None else started[0]
 
     # -- context: attached only while the user's code runs, never across a yield ----------
 

@@ -1,4 +1,4 @@
-"""Stages LiveKit reports after they ran: a :class:`StageRun` that began in the past.
+"""Stages LiveKit reports after they ran: a :class:`StageRun` started in the past.
 
 LiveKit Agents measures its STT, LLM and TTS requests itself and reports each one, with its
 duration and time to first output, the moment it ends (``metrics_collected``). A stage built
@@ -12,46 +12,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
-
-from voice_otel import _runtime, _turn
-from voice_otel._stage import STAGE_KEY, StageRun, StageSpec
-from voice_otel._usage import Usage
+from voice_otel import _runtime
+from voice_otel._stage import StageRun, StageSpec
 
 
 def wall_to_monotonic(wall: float) -> float:
     """A ``time.time()`` value as a ``time.monotonic()`` value (LiveKit reports wall time)."""
     return time.monotonic() - (time.time() - wall)
-
-
-class PastStageRun(StageRun):
-    """A stage call that started at ``start`` (monotonic) and ``start_ns`` (wall clock, ns).
-
-    Built in the context of its turn (or conversation), like any stage: the span's parent and
-    the turn it reports to are the current ones.
-    """
-
-    __slots__ = ()
-
-    def __init__(self, spec: StageSpec, start: float, start_ns: int) -> None:
-        # StageRun's own set-up, with the span and the clock started when the call began.
-        self.spec = spec
-        self.turn = _turn.current_turn()
-        self.conversation = _turn.current_conversation() if self.turn is None else None
-        self.usage = Usage()
-        self.items = 0
-        self.first_at = None
-        self.response_model = None
-        self.done = False
-        self.content = None
-        self._token = None
-        self.span = _runtime.get_tracer().start_span(
-            spec.span_name, kind=SpanKind.CLIENT, attributes=spec.span_attrs, start_time=start_ns
-        )
-        self._ctx = otel_context.set_value(STAGE_KEY, self, trace.set_span_in_context(self.span))
-        self.start = start
 
 
 def record_stage(
@@ -88,7 +55,7 @@ def record_stage(
     duration = max(0.0, duration)
     spec = StageSpec(kind, provider or None, model or None, None, None, {}, kind)
     started_wall = ended_at - duration
-    run = PastStageRun(spec, wall_to_monotonic(started_wall), int(started_wall * 1e9))
+    run = StageRun(spec, started=(wall_to_monotonic(started_wall), int(started_wall * 1e9)))
     if first_output is not None and first_output >= 0:
         run.first_output(at=run.start + min(first_output, duration))
     values = {k: v for k, v in usage.items() if v}
