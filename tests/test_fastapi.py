@@ -173,7 +173,12 @@ def test_metrics_serves_the_prometheus_registry(
         ), text
         for metric in (Metrics.HEALTH_CHECK_DURATION, Metrics.HEALTH_LAST_SUCCESS_AGE):
             assert f"\n{metric.prometheus_name}{{" in text
-        assert 'http_target="/items/{item_id}"' in text
+        # Stable HTTP conventions: seconds, by route template.
+        assert any(
+            line.startswith("http_server_request_duration_seconds_count{")
+            and 'http_route="/items/{item_id}"' in line
+            for line in text.splitlines()
+        ), text
 
         openmetrics = httpx.get(
             f"{url}/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
@@ -196,12 +201,12 @@ def test_traces_use_route_templates_and_skip_health_and_metrics(
     names = {s.name for s in otel.spans() if s.parent is None}
     assert "GET /items/{item_id}" in names
     assert not any("42" in n or "health" in n or "metrics" in n or "nope" in n for n in names)
-    targets = set()
-    for name, metric in otel.metrics().items():
-        if name.startswith("http.server"):
-            targets |= {p.attributes.get("http.target") for p in metric.data.data_points}
-    assert "/items/{item_id}" in targets
-    assert not {t for t in targets if t and ("42" in t or "health" in t or "metrics" in t)}
+    routes = {
+        p.attributes.get("http.route")
+        for p in otel.metrics()["http.server.request.duration"].data.data_points
+    }
+    assert "/items/{item_id}" in routes
+    assert not {r for r in routes if r and ("42" in r or "health" in r or "metrics" in r)}
 
 
 def test_instrumenting_twice_warns_and_uninstrument_restores_the_app(

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
 __all__ = ["instrument_app", "is_instrumented", "uninstrument_app"]
 
+_SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+
 logger = logging.getLogger(__name__)
 
 _STATE = "_voice_otel_integration"
@@ -137,6 +139,10 @@ def instrument_app(
 
     traced_by_us = not getattr(app, "_is_instrumented_by_opentelemetry", False)
     if traced_by_us:
+        # The stable HTTP conventions (http.server.request.duration in seconds, by http.route)
+        # are what the dashboards and alerts read; the contrib default is still the old ones.
+        # An explicit choice of the application's is kept.
+        os.environ.setdefault(_SEMCONV_OPT_IN, "http")
         FastAPIInstrumentor.instrument_app(
             app,
             tracer_provider=tracer_provider or _runtime.tracer_provider(),
