@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -129,6 +130,20 @@ def test_demo_rejects_bad_llm_settings_before_running(args: list[str], message: 
     result = CliRunner().invoke(main, ["demo", *args], env=env)
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_demo_says_which_option_to_change_when_its_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["demo", "--turns", "1", "--prometheus-port", str(port),
+                "--json-path", str(tmp_path / "t.jsonl")]  # fmt: skip
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert str(port) in result.output
+    assert "--prometheus-port 0" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_demo_help_lists_its_options() -> None:

@@ -116,7 +116,10 @@ def demo_command(
             json_path=json_path,
         )
     except (ValueError, RuntimeError, voice_otel.ConfigurationError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        message = str(exc)
+        if "prometheus_port" in message:  # the SDK speaks Python; say it as an option
+            message += " (here: --prometheus-port 0 for a free port, or another port)"
+        raise click.ClickException(message) from exc
 
     try:
         with console.status(f"talking: {turns} turns"):
