@@ -103,6 +103,9 @@ def demo_command(
     server and a JSON lines file, or to a collector with --otlp-endpoint.
     """
     console = Console(quiet=quiet)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped or in a CI log: Rich would assume 80 columns and fold the table into a tower.
+        console = Console(quiet=quiet, width=_PIPED_WIDTH)
     try:
         with console.status("loading speech models"):
             pipeline = build_pipeline(
@@ -166,6 +169,9 @@ def _notes(result: TurnResult) -> str:
     if result.error:
         notes.append(result.error)
     return "; ".join(notes)
+
+
+_PIPED_WIDTH = 160
 
 
 def _table(results: Sequence[TurnResult]) -> Table:
