@@ -395,7 +395,14 @@ def test_cli_lists_and_acknowledges_alerts(alertmanager: tuple[str, Webhook]) ->
          "--comment", "resizing the host", "--duration", "30m", "--author", "oncall"],
     )  # fmt: skip
     assert acked.exit_code == 0, acked.output
-    assert re.fullmatch(r"[0-9a-f-]{36}\n", acked.output)
+    assert re.fullmatch(r"[0-9a-f-]{36}\n", acked.stdout)
+    assert "silenced alertname=VoiceHostCpuHigh, instance=cli-a for 30m" in acked.stderr
+    assert "not one of the voice-otel alert rules" not in acked.stderr
+    unknown = runner.invoke(
+        main, ["alerts", "--alertmanager-url", url, "ack", "NoSuchAlert", "-c", "maintenance"]
+    )
+    assert unknown.exit_code == 0, unknown.output
+    assert "NoSuchAlert is not one of the voice-otel alert rules" in unknown.stderr
 
     def listed() -> dict[str, str]:
         out = runner.invoke(main, ["alerts", "--alertmanager-url", url, "list", "--json"])

@@ -111,6 +111,18 @@ BAD_SETTINGS = [
     pytest.param({"prices": {"openai/gpt-4o": 2.5}}, "mapping", id="prices-entry"),
     pytest.param({"prices": 42}, "prices", id="prices-type"),
     pytest.param({"prices": "/nonexistent/prices.json"}, "cannot read", id="prices-missing"),
+    # A string is not a switch: "false" must not turn content capture on.
+    pytest.param(
+        {"capture_content": "false"}, "capture_content must be True or False", id="capture-str"
+    ),
+    pytest.param({"capture_content": 0}, "capture_content must be True or False", id="capture-int"),
+    pytest.param({"enabled": "no"}, "enabled must be True or False", id="enabled-str"),
+    pytest.param({"strict": "false"}, "strict must be True or False", id="strict-str"),
+    pytest.param({"handle_sigterm": 1}, "handle_sigterm must be True or False", id="sigterm-int"),
+    pytest.param({"service_name": 123}, "service_name must be a non-empty string", id="name-int"),
+    pytest.param({"service_name": " "}, "service_name must be a non-empty string", id="name-blank"),
+    pytest.param({"environment": 1}, "environment must be a non-empty string", id="env-int"),
+    pytest.param({"service_version": 2}, "service_version must be", id="version-int"),
 ]
 
 

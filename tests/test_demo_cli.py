@@ -123,6 +123,7 @@ def test_demo_runs_serves_metrics_prints_the_table_and_writes_json(tmp_path: Pat
     [
         (["--llm-url", "ftp://127.0.0.1/v1", "--llm-model", "m"], "http:// or https://"),
         (["--llm-url", "http://127.0.0.1:9/v1"], "needs --llm-model"),
+        (["--llm-model", "gpt-4o-mini"], "needs --llm-url"),
     ],
 )
 def test_demo_rejects_bad_llm_settings_before_running(args: list[str], message: str) -> None:
@@ -144,6 +145,19 @@ def test_demo_says_which_option_to_change_when_its_port_is_taken(tmp_path: Path)
     assert str(port) in result.output
     assert "--prometheus-port 0" in result.output
     assert "Traceback" not in result.output
+
+
+def test_demo_fails_when_every_turn_fails(tmp_path: Path) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
+    args = ["demo", "--turns", "1", "--llm-url", url, "--llm-model", "m",
+            "--prometheus-port", "0", "--json-path", str(tmp_path / "t.jsonl")]  # fmt: skip
+    result = CliRunner().invoke(main, args, env={"VOICE_OTEL_DEMO_LLM_URL": None})
+    assert result.exit_code == 1, result.output
+    assert "every turn failed" in result.output
+    assert "Traceback" not in result.output
+    assert (tmp_path / "t.jsonl").stat().st_size > 0  # the failures' telemetry is written
 
 
 def test_demo_help_lists_its_options() -> None:

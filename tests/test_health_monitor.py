@@ -6,6 +6,7 @@ import asyncio
 import http.server
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -388,6 +389,23 @@ def test_orchestrator_memory_limit(monitor: HealthMonitor) -> None:
 def test_bad_registrations_fail_immediately(register: Callable[[HealthMonitor], None]) -> None:
     with pytest.raises((ValueError, TypeError)):
         register(HealthMonitor())
+
+
+@pytest.mark.parametrize(
+    ("module", "register"),
+    [
+        ("redis", lambda m: m.add_redis("redis://127.0.0.1:6379/0")),
+        ("psycopg", lambda m: m.add_database("postgresql://127.0.0.1/postgres")),
+    ],
+)
+def test_a_missing_client_library_fails_at_registration_with_the_install_hint(
+    monkeypatch: pytest.MonkeyPatch, module: str, register: Callable[[HealthMonitor], None]
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
+    monitor = HealthMonitor()
+    with pytest.raises(ValueError, match=r"pip install 'voice-otel\[health\]'"):
+        register(monitor)
+    assert monitor.report()["components"] == []
 
 
 def test_duplicate_names_and_url_less_providers_without_pipeline_fail() -> None:

@@ -17,6 +17,8 @@ from click.testing import CliRunner
 import voice_otel
 from voice_otel import report
 from voice_otel.cli import main
+from voice_otel.report import PercentileLine
+from voice_otel.report._svg import lines_svg
 
 CONVERSATION_A = "a" * 32
 CONVERSATION_B = "b" * 32
@@ -202,6 +204,19 @@ def test_cli_writes_the_html_page(fixture_file: Path, tmp_path: Path) -> None:
     assert out.read_text().startswith("<!DOCTYPE html>")
 
 
+def test_cli_says_which_file_it_could_not_write(fixture_file: Path, tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+
+    result = CliRunner().invoke(
+        main, ["report", "--from-json", str(fixture_file), "--out", str(blocked / "r.html")]
+    )
+
+    assert result.exit_code == 1, result.output
+    assert f"Error: {blocked}" in result.output  # the path component that is not a directory
+    assert "Traceback" not in result.output
+
+
 def test_cli_wants_exactly_one_source(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["report", "--out", str(tmp_path / "r.html")])
 
@@ -306,6 +321,35 @@ def test_prometheus_source_with_no_data_is_a_clear_error() -> None:
 
     with pytest.raises(report.ReportSourceError, match="no voice_turn_latency_seconds data"):
         report.load_prometheus("http://p.invalid", start=0, end=60, client=client)
+
+
+def test_prometheus_source_explains_a_counter_that_never_increased() -> None:
+    # A run shorter than one scrape: the series appears at its final count, increase() is empty.
+    def appeared_at_final_count(request: httpx.Request) -> httpx.Response:
+        query = request.url.params["query"]
+        result = (
+            [{"metric": {}, "value": [60, "12"]}]
+            if query.startswith("sum(max_over_time(voice_turn_latency_seconds_count[")
+            else []
+        )
+        return httpx.Response(200, json={"status": "success", "data": {"result": result}})
+
+    client = httpx.Client(
+        base_url="http://p.invalid", transport=httpx.MockTransport(appeared_at_final_count)
+    )
+
+    with pytest.raises(report.ReportSourceError, match="never increases") as caught:
+        report.load_prometheus("http://p.invalid", start=0, end=60, client=client)
+    assert "--from-json" in str(caught.value)
+
+
+def test_lines_of_a_single_step_draw_points_and_one_time_label() -> None:
+    lines = [PercentileLine("p50", ((1000.0, 0.5),)), PercentileLine("p95", ((1000.0, 0.9),))]
+
+    svg = lines_svg(lines)
+
+    assert svg.count("<circle") == 2
+    assert svg.count("00:16:40") == 1
 
 
 def test_prometheus_query_error_is_reported() -> None:

@@ -69,6 +69,21 @@ def _env_bool(name: str) -> bool | None:
     raise ConfigurationError(f"{name}={value!r}: use true or false")
 
 
+def _flag(name: str, value: Any) -> bool:
+    """An on/off argument: a real bool, so ``"false"`` cannot switch something on."""
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _text(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
 def _env_float(name: str) -> float | None:
     value = _env(name)
     if value is None:
@@ -91,7 +106,7 @@ def _endpoint(value: str, source: str = "otlp_endpoint") -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            f"{source} {value!r} is not a URL: use http://HOST:PORT or https://HOST:PORT "
+            f"{source} {value!r} is not an http(s) URL: use http://HOST:PORT or https://HOST:PORT "
             "(e.g. http://localhost:4317 for gRPC, http://localhost:4318 for HTTP)"
         )
     try:
@@ -175,6 +190,7 @@ def resolve(**kw: Any) -> Settings:
     capture = kw["capture_content"]
     if capture is None:
         capture = _env_bool("VOICE_OTEL_CAPTURE_CONTENT") or False
+    capture = _flag("capture_content", capture)
     max_len = kw["content_max_length"]
     if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
         raise ConfigurationError(f"content_max_length must be a positive integer, not {max_len!r}")
@@ -194,12 +210,13 @@ def resolve(**kw: Any) -> Settings:
     enabled = kw["enabled"]
     if enabled is None:
         enabled = not (_env_bool("OTEL_SDK_DISABLED") or False)
+    enabled = _flag("enabled", enabled)
 
-    name = kw["service_name"] or _env("OTEL_SERVICE_NAME") or "voice-agent"
+    name = _text("service_name", kw["service_name"]) or _env("OTEL_SERVICE_NAME") or "voice-agent"
     return Settings(
         service_name=name,
-        service_version=kw["service_version"],
-        environment=kw["environment"] or _env("VOICE_OTEL_ENVIRONMENT"),
+        service_version=_text("service_version", kw["service_version"]),
+        environment=_text("environment", kw["environment"]) or _env("VOICE_OTEL_ENVIRONMENT"),
         otlp_endpoint=endpoint,
         otlp_protocol=protocol,
         metric_export_interval=interval,
@@ -208,14 +225,14 @@ def resolve(**kw: Any) -> Settings:
         prometheus_port=prometheus_port,
         prometheus_host=kw["prometheus_host"],
         json_path=json_path,
-        capture_content=bool(capture),
+        capture_content=capture,
         content_max_length=max_len,
         redact=redact,
         latency_objective=objective,
         prices=kw["prices"],
-        enabled=bool(enabled),
-        strict=bool(kw["strict"]),
-        handle_sigterm=bool(kw["handle_sigterm"]),
+        enabled=enabled,
+        strict=_flag("strict", kw["strict"]),
+        handle_sigterm=_flag("handle_sigterm", kw["handle_sigterm"]),
     )
 
 

@@ -15,15 +15,22 @@ from _stack_support import require
 pytestmark = pytest.mark.integration
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def voice_otel(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "VOICE_OTEL_CONFIG_DIR": str(Path(__file__).parents[2] / "collector")}
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     return subprocess.run(
-        [sys.executable, "-m", "voice_otel.cli", "stack", *args],
+        [sys.executable, "-m", "voice_otel.cli", *args],
         capture_output=True,
         text=True,
         timeout=180,
-        env={**os.environ, "VOICE_OTEL_CONFIG_DIR": str(Path(__file__).parents[2] / "collector")},
+        env=env,
+        cwd=cwd,
         check=False,
     )
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return voice_otel("stack", *args)
 
 
 def test_stack_up_status_down(tmp_path: Path) -> None:
@@ -35,6 +42,14 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         state = json.loads((workdir / "state.json").read_text())
         assert set(state) == {"collector", "jaeger", "prometheus", "alertmanager"}
         assert "otlp_endpoint=" in up.stdout
+
+        # The demo command it prints reaches the collector as printed.
+        (demo_line,) = [line for line in up.stdout.splitlines() if line.startswith("demo: ")]
+        demo_args = demo_line.removeprefix("demo: voice-otel ").split()
+        demo = voice_otel(*demo_args, "--turns", "1", cwd=tmp_path)
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "OTLP grpc to" in demo.stdout
+        assert "dropped" not in demo.stderr, demo.stderr
 
         for entry in state.values():
             assert httpx.get(entry["ready_url"], timeout=5).status_code == 200
@@ -54,6 +69,9 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
 
     status = cli("status", "--workdir", str(workdir))
     assert status.returncode != 0
+    again = cli("down", "--workdir", str(workdir))
+    assert again.returncode == 0
+    assert "nothing to stop" in again.stdout
 
 
 def _is_zombie(pid: int) -> bool:

@@ -66,6 +66,14 @@ def test_conversation_trace_has_conversation_turn_and_stage_spans(
     assert llm.attributes[GenAI.USAGE_OUTPUT_TOKENS] == 6
     assert llm.attributes[Attr.STAGE_TTFO] >= 0
 
+    # Times survive the trip: stages run in order inside their turn, inside the conversation.
+    stages = sorted(
+        (s for s in spans if s.parent_span_id == turn.span_id), key=lambda s: s.start_time_ns
+    )
+    assert [s.attributes[Attr.STAGE] for s in stages] == ["stt", "llm", "tts"]
+    assert root.start_time_ns <= turn.start_time_ns <= stages[0].start_time_ns
+    assert stages[-1].end_time_ns <= turn.end_time_ns <= root.end_time_ns
+
     assert turn.attributes[Attr.TURN_LATENCY] == pytest.approx(conversation["latency"])
     assert turn.attributes[Attr.TURN_SLOW] is False
     assert turn.attributes[Attr.INTERRUPTED] is False

@@ -20,6 +20,7 @@ from voice_otel._alertmanager import (
 from voice_otel.alerts._config import AlertConfig
 from voice_otel.alerts._promql import parse_duration
 from voice_otel.alerts._render import render_rule_files
+from voice_otel.alerts._rules import alert_names
 
 DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
@@ -184,7 +185,15 @@ def ack_command(
         )
     except (AlertmanagerError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(silence_id)
+    click.echo(silence_id)  # alone on stdout, for scripts
+    labels = ", ".join(f"{name}={value}" for name, value in matchers.items())
+    click.echo(f"silenced {labels} for {duration}", err=True)
+    if alertname not in alert_names():
+        click.echo(
+            f"note: {alertname} is not one of the voice-otel alert rules (docs/alerts.md lists "
+            "them); the silence matches it anyway",
+            err=True,
+        )
 
 
 def _print_table(alerts: list[dict[str, Any]]) -> None:

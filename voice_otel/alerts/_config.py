@@ -137,10 +137,14 @@ class AlertConfig:
             if name not in fields:
                 raise ValueError(f"unknown setting {name!r}; known: {', '.join(sorted(fields))}")
             default = fields[name].default
-            if isinstance(default, str):
-                values[name] = text
-            elif isinstance(default, int):
-                values[name] = int(text) if text.isdigit() else parse_duration(text)
-            else:
-                values[name] = float(text)
+            try:
+                if isinstance(default, str):
+                    values[name] = text
+                elif isinstance(default, int):
+                    values[name] = int(text) if text.isdigit() else parse_duration(text)
+                else:
+                    values[name] = float(text)
+            except ValueError as exc:
+                kind = "a number" if isinstance(default, float) else "whole seconds or 5m, 1h"
+                raise ValueError(f"{name}={text!r}: expected {kind} ({exc})") from None
         return cls(**values)

@@ -145,6 +145,10 @@ def demo_command(
             console.print("--keep-serving: no /metrics server is running (see --prometheus-port)")
     finally:
         voice_otel.shutdown(timeout=5.0)
+    failed = [r for r in results if r.error]
+    if failed and len(failed) == len(results):
+        # The telemetry of the failures is written, but the pipeline itself did not work.
+        raise click.ClickException(f"every turn failed ({failed[0].error}); see the table above")
 
 
 def _wait(seconds: float) -> None:

@@ -28,7 +28,8 @@ def build_pipeline(
         llm_provider: ``gen_ai.provider.name`` for ``llm_url`` (guessed from the host).
 
     Raises:
-        ValueError: ``llm_url`` is set without ``llm_model``, or is not an http(s) URL.
+        ValueError: ``llm_url`` is set without ``llm_model`` or the reverse, or is not an
+            http(s) URL.
         RuntimeError: an engine is not installed (``pip install 'voice-otel[demo]'``).
     """
     llm: ChatEngine
@@ -36,6 +37,11 @@ def build_pipeline(
         if not llm_model:
             raise ValueError("--llm-url needs --llm-model (or VOICE_OTEL_DEMO_LLM_MODEL)")
         llm = OpenAICompatibleLLM(llm_url, llm_model, api_key=llm_api_key, provider=llm_provider)
+    elif llm_model:
+        raise ValueError(
+            f"--llm-model {llm_model} needs --llm-url (or VOICE_OTEL_DEMO_LLM_URL); "
+            "without them the demo uses its local responder"
+        )
     else:
         llm = LocalResponder()
     return VoicePipeline(PocketsphinxSTT(), llm, EspeakTTS())

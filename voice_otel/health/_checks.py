@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import time
 from collections.abc import Container
 from urllib.parse import urlsplit, urlunsplit
@@ -80,12 +81,21 @@ class TcpCheck:
             await writer.wait_closed()
 
 
+def _require(module: str, check: str) -> None:
+    """Fail at registration, not in the background, when the client library is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(
+            f"a {check} check needs the {module} package: pip install 'voice-otel[health]'"
+        )
+
+
 class RedisCheck:
     """Redis answers ``PING`` (a fresh connection each time, so an outage is seen)."""
 
     def __init__(self, url: str, *, timeout: float) -> None:
         if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
             raise ValueError("a Redis check needs a redis://, rediss:// or unix:// URL")
+        _require("redis", "Redis")
         self.url = url
         self.timeout = timeout
 
@@ -111,6 +121,7 @@ class PostgresCheck:
     def __init__(self, dsn: str, *, query: str = "SELECT 1", timeout: float) -> None:
         if not dsn:
             raise ValueError("a PostgreSQL check needs a DSN")
+        _require("psycopg", "PostgreSQL")
         self.dsn = dsn
         self.query = query
         self.timeout = timeout

@@ -21,12 +21,24 @@ from voice_otel.report._write import write_report
     help="OTLP-JSON lines file written by the embedded default (one bar per turn).",
 )
 @click.option("--prometheus", "prometheus_url", help="Prometheus base URL (one bar per step).")
-@click.option("--since", default=3600.0, show_default=True, help="Prometheus: seconds back.")
-@click.option("--step", default=60.0, show_default=True, help="Prometheus: seconds per bar.")
+@click.option(
+    "--since",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    help="Prometheus: seconds back.",
+)
+@click.option(
+    "--step",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Prometheus: seconds per bar.",
+)
 @click.option("--job", default=None, help="Prometheus: regex on the job (service.name) label.")
 @click.option(
     "--objective",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Latency objective in seconds to draw (default: from the spans; none for Prometheus).",
 )

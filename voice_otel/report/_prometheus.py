@@ -137,16 +137,29 @@ def load_prometheus(
         whole = _window(end - start)
         percentiles = _overall_percentiles(prom, whole, job, end)
         share = _objective_share(prom, whole, job, end, objective)
+        turns = _bars(totals, parts)
+        # No increase at all: were there samples that never increased (a short run)?
+        counted = (
+            prom.instant(f"sum(max_over_time({_selector(LATENCY + '_count', job)}[{whole}]))", end)
+            if not turns
+            else []
+        )
     finally:
         if owned:
             http.close()
 
-    turns = _bars(totals, parts)
     if not turns:
-        raise ReportSourceError(
-            f"no {LATENCY} data in Prometheus between "
-            f"{_stamp(start)} and {_stamp(end)} UTC" + (f" for job=~{job!r}" if job else "")
+        where = f"between {_stamp(start)} and {_stamp(end)} UTC" + (
+            f" for job=~{job!r}" if job else ""
         )
+        if counted and float(counted[0]["value"][1]) > 0:
+            raise ReportSourceError(
+                f"{LATENCY} has samples {where} but never increases between two of them: a run "
+                "shorter than the scrape interval appears at its final count, and Prometheus "
+                "cannot tell how much of it is new. For a short run, use --from-json (the "
+                "embedded default's file); otherwise widen --since or --step."
+            )
+        raise ReportSourceError(f"no {LATENCY} data in Prometheus {where}")
     logger.info("report: %s steps from %s", len(turns), url)
     return ReportData(
         title=title,

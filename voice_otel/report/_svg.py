@@ -205,24 +205,33 @@ def lines_svg(lines: Sequence[PercentileLine], objective: float | None = None) -
     scale = plot_h / ticks[-1]
     body = _axis(ticks, plot_h, TOP)
     colors = dict(zip(("p50", "p95", "p99"), PERCENTILE_COLORS.values(), strict=True))
+    single = t1 == t0  # one step in range: a point per line, in the middle
+
+    def x_of(t: float) -> float:
+        return LEFT + (plot_w / 2 if single else (t - t0) / span * plot_w)
+
     for line in lines:
-        coords = " ".join(
-            f"{LEFT + (t - t0) / span * plot_w:.1f},{TOP + plot_h - v * scale:.1f}"
-            for t, v in line.points
-        )
+        coords = " ".join(f"{x_of(t):.1f},{TOP + plot_h - v * scale:.1f}" for t, v in line.points)
         color = colors.get(line.name, "#333")
         body.append(
             f'<polyline class="line line-{escape(line.name)}" points="{coords}" fill="none" '
             f'stroke="{color}" stroke-width="2"/>'
         )
+        if len(line.points) == 1:  # a polyline of one point draws nothing
+            t, v = line.points[0]
+            body.append(
+                f'<circle class="point point-{escape(line.name)}" cx="{x_of(t):.1f}" '
+                f'cy="{TOP + plot_h - v * scale:.1f}" r="4" fill="{color}"/>'
+            )
     if objective is not None:
         y = TOP + plot_h - objective * scale
         body.append(
             f'<line class="objective" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" '
             f'y2="{y:.1f}" stroke="{OBJECTIVE_COLOR}" stroke-dasharray="6 4"/>'
         )
-    for t, anchor in ((t0, "start"), (t1, "end")):
-        x = LEFT + (t - t0) / span * plot_w
+    stamps = [(t0, "middle")] if single else [(t0, "start"), (t1, "end")]
+    for t, anchor in stamps:
+        x = x_of(t)
         label = datetime.fromtimestamp(t, UTC).strftime("%H:%M" if span >= 600 else "%H:%M:%S")
         body.append(
             f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="{anchor}" font-size="11" '

@@ -109,6 +109,7 @@ def up_command(
     click.echo(
         f"SDK: voice_otel.configure(otlp_endpoint={stack.otlp_endpoint!r}, otlp_protocol='grpc')"
     )
+    click.echo(f"demo: voice-otel demo --otlp-endpoint {stack.otlp_endpoint} --otlp-protocol grpc")
 
 
 @stack_command.command("status")
@@ -135,6 +136,9 @@ def down_command(workdir: Path | None, grace: float) -> None:
     """Stop the programs `stack up` started (SIGTERM, then SIGKILL after --grace)."""
     workdir = workdir or _default_workdir()
     state = _read_state(workdir)
+    if not state:
+        click.echo(f"nothing to stop: no stack started from {workdir}")
+        return
     # The collector first, so it flushes to Jaeger before Jaeger goes.
     order = sorted(state, key=lambda name: (name != "collector", name))
     for name in order:

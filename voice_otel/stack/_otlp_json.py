@@ -21,6 +21,8 @@ class StoredSpan:
     service: str
     attributes: dict[str, Any]
     status_code: str  # "UNSET" | "OK" | "ERROR"
+    start_time_ns: int = 0  # Unix epoch nanoseconds
+    end_time_ns: int = 0
 
 
 def parse_otlp_json(payload: Mapping[str, Any]) -> list[StoredSpan]:
@@ -41,6 +43,8 @@ def parse_otlp_json(payload: Mapping[str, Any]) -> list[StoredSpan]:
                         service=service,
                         attributes=_attributes(span.get("attributes")),
                         status_code=_STATUS.get(status, str(status)),
+                        start_time_ns=int(span.get("startTimeUnixNano") or 0),
+                        end_time_ns=int(span.get("endTimeUnixNano") or 0),
                     )
                 )
     return spans
