@@ -160,6 +160,24 @@ def test_demo_fails_when_every_turn_fails(tmp_path: Path) -> None:
     assert (tmp_path / "t.jsonl").stat().st_size > 0  # the failures' telemetry is written
 
 
+def test_demo_stopped_by_ctrl_c_says_where_the_telemetry_went(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voice_otel.demo import _cli
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli, "run_demo", interrupted)
+    json_path = tmp_path / "t.jsonl"
+    args = ["demo", "--prometheus-port", "0", "--json-path", str(json_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 130, result.output
+    assert "stopped (Ctrl-C)" in result.output
+    assert str(json_path) in result.output.replace("\n", "")
+    assert "Aborted" not in result.output
+
+
 def test_demo_help_lists_its_options() -> None:
     result = CliRunner().invoke(main, ["demo", "--help"])
     assert result.exit_code == 0

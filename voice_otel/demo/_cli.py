@@ -126,7 +126,13 @@ def demo_command(
 
     try:
         with console.status(f"talking: {turns} turns"):
-            results = run_demo(DemoPlan.for_turns(turns), pipeline)
+            try:
+                results = run_demo(DemoPlan.for_turns(turns), pipeline)
+            except KeyboardInterrupt:
+                # The conversation and turn spans ended as interrupted; shutdown flushes them.
+                destinations = "; ".join(telemetry.describe())
+                console.print(f"stopped (Ctrl-C); what was recorded goes to: {destinations}")
+                raise SystemExit(130) from None
         console.print(_dialogue(results))
         console.print(_table(results))
         destinations = telemetry.describe()
