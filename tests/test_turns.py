@@ -307,6 +307,64 @@ def test_interruption_is_counted_with_stop_latency_and_wasted_output(otel: Captu
     assert otel.point("voice.tts.wasted.characters", tts_attrs).value == pytest.approx(20.0)
 
 
+@voice_otel.tts(provider="cartesia", model="sonic-2", usage=_chunk_usage)
+async def speak_metered_async(text: str) -> AsyncIterator[bytes]:
+    for word in text.split():
+        yield word.encode()
+
+
+async def _break_after_three(t: voice_otel.Turn, stream: Any) -> None:
+    i = 0
+    async for _ in stream:
+        if i == 2:  # three chunks produced: 1.5 s of audio, 30 characters
+            t.interrupt(played_audio_seconds=0.5)
+            break
+        i += 1
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_stream_left_with_break_and_never_closed_ends_with_its_turn(
+    otel: Captured, kind: str
+) -> None:
+    # The README's barge-in: break out of the TTS stream and leave the turn. Python closes the
+    # generator only when it is garbage-collected; `stream` keeps it alive past the turn.
+    async with voice_otel.conversation() as conv:
+        async with voice_otel.turn() as t:
+            if kind == "sync":
+                stream: Any = speak_metered("one two three four")
+                for i, _ in enumerate(stream):
+                    if i == 2:
+                        t.interrupt(played_audio_seconds=0.5)
+                        break
+            else:
+                stream = speak_metered_async("one two three four")
+                await _break_after_three(t, stream)
+        turn_span = otel.span("voice.turn")  # ended with the turn, stream still alive
+        tts_span = otel.span("text_to_speech sonic-2")
+
+    record = t.record
+    assert record is not None
+    assert record.tts_time_to_first_byte is not None
+    assert record.interruption_stop_latency is not None
+    assert record.wasted_audio_seconds == pytest.approx(1.0)
+    assert record.wasted_characters == pytest.approx(20.0)
+    price = 46.7 / 1e6  # cartesia/sonic-2 per character in the shipped table
+    assert record.cost == pytest.approx(30 * price)
+    assert conv.cost == pytest.approx(record.cost)
+    assert record.components["tts"] > 0
+    assert _attrs(tts_span)["voice.outcome"] == "interrupted"
+    assert (tts_span.end_time or 0) <= (turn_span.end_time or 0)
+    assert otel.point("voice.interruption.stop_latency").count == 1
+
+    # Closing it later (or garbage collection) records nothing twice.
+    if kind == "sync":
+        stream.close()
+    else:
+        await stream.aclose()
+    assert len(otel.spans("text_to_speech sonic-2")) == 1
+    assert otel.point("voice.interruption.stop_latency").count == 1
+
+
 def test_interruption_without_played_seconds_estimates_realtime_playback(
     otel: Captured,
 ) -> None:

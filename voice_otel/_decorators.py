@@ -38,10 +38,14 @@ def _wrap(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., Any]:
 
 
 def _wrap_plain(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., Any]:
+    per_result = spec.usage is not None  # the result goes to the usage extractor
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not _options.enabled:
-            return fn(*args, **kwargs)
+            # Without keywords, the plain call skips unpacking an empty dict: this path is all
+            # that disabled telemetry costs.
+            return fn(*args, **kwargs) if kwargs else fn(*args)
         run = begin(spec, args)
         if run is None:
             return fn(*args, **kwargs)
@@ -53,7 +57,8 @@ def _wrap_plain(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., Any]:
             run.finish(exc)
             raise
         _leave(token)
-        _on_result(run, result)
+        if per_result or _options.capture_content:
+            _on_result(run, result)
         run.finish()
         return result
 
@@ -61,10 +66,12 @@ def _wrap_plain(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., Any]:
 
 
 def _wrap_coroutine(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., Any]:
+    per_result = spec.usage is not None  # the result goes to the usage extractor
+
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not _options.enabled:
-            return await fn(*args, **kwargs)
+            return await (fn(*args, **kwargs) if kwargs else fn(*args))
         run = begin(spec, args)
         if run is None:
             return await fn(*args, **kwargs)
@@ -78,7 +85,8 @@ def _wrap_coroutine(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., An
             run.finish(exc)
             raise
         _leave(token)
-        _on_result(run, result)
+        if per_result or _options.capture_content:
+            _on_result(run, result)
         run.finish()
         return result
 
@@ -95,6 +103,8 @@ def _wrap_gen(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., Any]:
         run = begin(spec, args)
         if run is None:
             return (yield from fn(*args, **kwargs))
+        if run.turn is not None:
+            run.turn.stream_started(run)
         try:
             gen = fn(*args, **kwargs)
         except BaseException as exc:
@@ -155,6 +165,8 @@ def _wrap_async_gen(fn: Callable[..., Any], spec: StageSpec) -> Callable[..., An
             async for item in fn(*args, **kwargs):
                 yield item
             return
+        if run.turn is not None:
+            run.turn.stream_started(run)
         try:
             agen = fn(*args, **kwargs)
         except BaseException as exc:

@@ -23,9 +23,10 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from voice_otel import _guard, _runtime, _usage
+from voice_otel._batching import BatchSpanProcessor
 from voice_otel._config import ConfigurationError, Settings, resolve
 from voice_otel._contract import (
     RESOURCE_ENVIRONMENT,

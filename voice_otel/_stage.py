@@ -59,6 +59,9 @@ def _context_switch() -> tuple[Callable[[otel_context.Context], Any], Callable[[
 
 
 attach_context, detach_context = _context_switch()
+# The key under which OpenTelemetry keeps the current span, found through the public API, so a
+# stage's context (its span and the stage itself) is built in one step.
+(_SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context()).keys()
 
 
 @dataclass
@@ -97,6 +100,8 @@ class StageSpec:
         }
         if self.voice:
             self.span_attrs[Attr.TTS_VOICE] = self.voice
+        # Most calls succeed: the outcome starts as "ok", and only another outcome costs a write.
+        self.span_attrs[Attr.OUTCOME] = "ok"
         self._by_outcome: dict[tuple[str, str | None], tuple[dict[str, Any], dict[str, Any]]] = {}
         self.usage_warned = False  # invalid usage is logged once per stage, not per chunk
 
@@ -143,7 +148,7 @@ class StageRun:
         self.turn = _turn.current_turn()
         # Cost outside a turn (a greeting, say) still belongs to the conversation.
         self.conversation = _turn.current_conversation() if self.turn is None else None
-        self.usage = Usage()
+        self.usage: Usage | None = None  # created by the first report: most calls have none
         self.items = 0
         self.first_at: float | None = None
         self.response_model: str | None = None
@@ -156,7 +161,9 @@ class StageRun:
             attributes=spec.span_attrs,
             start_time=None if started is None else started[1],
         )
-        self._ctx = otel_context.set_value(STAGE_KEY, self, trace.set_span_in_context(self.span))
+        self._ctx = otel_context.Context(
+            {**otel_context.get_current(), _SPAN_KEY: self.span, STAGE_KEY: self}
+        )
         self.start = time.monotonic() if started is None else started[0]
 
     # -- context: attached only while the user's code runs, never across a yield ----------
@@ -186,6 +193,8 @@ class StageRun:
     def record_usage(self, **values: Any) -> None:
         """Add usage: input_tokens, output_tokens, input_audio_seconds, output_audio_seconds,
         characters."""
+        if self.usage is None:
+            self.usage = Usage()
         rejected = self.usage.add(**values)
         if rejected and not self.spec.usage_warned:
             self.spec.usage_warned = True
@@ -276,7 +285,8 @@ class StageRun:
             outcome = "ok"
             if spec.stage == "tts" and self.first_at is None and self.turn is not None:
                 self.turn.first_audio(end)  # a non-streaming TTS call: audio is there at the end
-        span.set_attribute(Attr.OUTCOME, outcome)
+        if outcome != "ok":
+            span.set_attribute(Attr.OUTCOME, outcome)
 
         inst = _runtime.instruments()
         stage_attrs, genai_attrs = spec.outcome_attrs(outcome, error_type)
@@ -332,14 +342,15 @@ class StageRun:
         if stage == "tts":
             if tl.tts_ttfb is None and outcome != "error":
                 tl.tts_ttfb = ttfo if ttfo is not None else duration
-            tl.tts_audio += self.usage.output_audio_seconds
-            tl.tts_characters += self.usage.characters
+            if self.usage is not None:
+                tl.tts_audio += self.usage.output_audio_seconds
+                tl.tts_characters += self.usage.characters
             tl.tts_attrs = self.spec.provider_attrs
             turn.tts_stopped(end)
 
     def _record_usage(self, inst: _runtime.Instruments) -> float | None:
         usage, spec, span = self.usage, self.spec, self.span
-        if not usage:
+        if usage is None or not usage:
             return None
         attrs = spec.metric_attrs
         # Zero means "not reported": never record it as a measurement.

@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -26,6 +26,9 @@ from opentelemetry.trace import Span, Status, StatusCode
 from voice_otel import _events, _runtime, _values
 from voice_otel._contract import Attr, GenAI, SpanName
 from voice_otel._guard import guard, report_fault
+
+if TYPE_CHECKING:
+    from voice_otel._stage import StageRun
 
 _conversation_var: contextvars.ContextVar[Conversation | None] = contextvars.ContextVar(
     "voice_otel_conversation", default=None
@@ -212,6 +215,7 @@ class Turn(_Scope):
         self.timeline = _TurnTimeline()
         self._start = 0.0
         self._explicit_audio_mark = False
+        self._streams: list[StageRun] = []
 
     # -- marks -----------------------------------------------------------------------------
 
@@ -260,6 +264,10 @@ class Turn(_Scope):
             stop_latency = max(0.0, at - self.interrupted_at)
             if _values.measurable(stop_latency):
                 self.timeline.stop_latency = stop_latency
+
+    def stream_started(self, run: StageRun) -> None:
+        """A streaming stage began in this turn; the turn ends it if its consumer does not."""
+        self._streams.append(run)
 
     def next_attempt(self, spec_id: int, failed: bool) -> int:
         """Attempt number of a stage spec in this turn: the failed calls of it right before.
@@ -325,6 +333,12 @@ class Turn(_Scope):
         self.__exit__(exc_type, exc, tb)
 
     def _finish(self, exc: BaseException | None) -> None:
+        # A stream the consumer left with `break` is closed only when it is garbage-collected,
+        # long after this turn. It stopped here at the latest: end it now, as cut short, so its
+        # timing, usage and cost belong to this turn (no-op for streams that already ended).
+        for run in self._streams:
+            run.finish(interrupted=True)
+        self._streams.clear()
         t0 = self._start if self.user_stopped_at is None else self.user_stopped_at
         t1 = self.first_audio_at
         latency = t1 - t0 if t1 is not None and t1 >= t0 else None

@@ -130,8 +130,8 @@ def demo_command(
                 results = run_demo(DemoPlan.for_turns(turns), pipeline)
             except KeyboardInterrupt:
                 # The conversation and turn spans ended as interrupted; shutdown flushes them.
-                destinations = "; ".join(telemetry.describe())
-                console.print(f"stopped (Ctrl-C); what was recorded goes to: {destinations}")
+                went = "; ".join(telemetry.describe())
+                console.print(f"stopped (Ctrl-C); what was recorded goes to: {went}")
                 raise SystemExit(130) from None
         console.print(_dialogue(results))
         console.print(_table(results))
