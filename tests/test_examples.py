@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import httpx
 import pytest
 
 from voice_otel.alerts import AlertConfig, render_rule_files
-from voice_otel.stack import BinaryNotFound, find, parse_otlp_json
+from voice_otel.stack import BinaryNotFound, find, free_port, parse_otlp_json
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 API_KEY = "sk-local-test-5f1c9b7e"
@@ -79,12 +78,6 @@ def stop(process: subprocess.Popen[Any]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from test_fastapi import AUTH, TOKEN, agent_app, eventually, serve
 
 from voice_otel.health import HealthMonitor
 from voice_otel.integrations.fastapi import instrument_app
+from voice_otel.stack import free_port
 
 ALERTMANAGER_CONFIG = """\
 route:
@@ -29,12 +29,6 @@ route:
 receivers:
   - name: blackhole
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def need(program: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from voice_otel.stack import free_port
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fastapi_app.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_example_app_serves_its_pipeline_and_health(tmp_path: Path) -> None:

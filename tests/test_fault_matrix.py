@@ -45,6 +45,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 import voice_otel
+from voice_otel.stack import free_port
 
 if TYPE_CHECKING:
     from conftest import Captured
@@ -177,12 +178,6 @@ class RaisingExporter(SpanExporter):
 
     def shutdown(self) -> None:
         return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

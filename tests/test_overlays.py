@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -33,7 +32,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from voice_otel.stack import BinaryNotFound, find
+from voice_otel.stack import BinaryNotFound, find, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTOR_DIR = ROOT / "collector"
@@ -157,12 +156,6 @@ def test_overlay_keeps_memory_limiter_first_and_adds_no_secret(overlay: Path) ->
     for exporter in (config.get("exporters") or {}).values():
         for value in ((exporter or {}).get("headers") or {}).values():
             assert "${env:" in str(value), f"{overlay.name}: a header value is written in the file"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Received:

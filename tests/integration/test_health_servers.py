@@ -22,6 +22,7 @@ import pytest
 
 from voice_otel._contract import Attr, Metrics
 from voice_otel.health import HealthMonitor, HealthState, Thresholds
+from voice_otel.stack import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +35,6 @@ def missing(what: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def eventually(predicate: Callable[[], bool], what: str, deadline: float = 60.0) -> None:
