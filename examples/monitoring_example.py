@@ -421,11 +421,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 prometheus_port=0,
                 metric_export_interval=1.0,
             )
-        stack.callback(voice_otel.shutdown, 10)
         for line in telemetry.describe():
             print(f"telemetry -> {line}")
 
         monitor = stack.enter_context(build_monitor(server.base_url, Path(scratch)))
+        # Registered after the monitor, so it runs before the monitor stops: the last export
+        # carries the gauges as they are at the end, not as they were one interval earlier.
+        stack.callback(voice_otel.shutdown, 10)
         monitor.refresh()
         enable_system_metrics()
 

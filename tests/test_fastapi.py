@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -383,3 +386,25 @@ def test_a_blocked_server_loop_fails_the_orchestrator_check(monitor: HealthMonit
             release.set()
             blocked.join(60)
         eventually(lambda: httpx.get(f"{url}/health").status_code == 200, "recovered")
+
+
+def test_old_http_conventions_chosen_before_the_integration_are_reported() -> None:
+    # OpenTelemetry reads its HTTP conventions once per process; here something initialises them
+    # before the integration is imported, so the metric names are the old ones: say so.
+    script = """
+import logging, os
+os.environ.pop("OTEL_SEMCONV_STABILITY_OPT_IN", None)
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability
+_OpenTelemetrySemanticConventionStability._initialize()
+from fastapi import FastAPI
+from voice_otel.integrations.fastapi import instrument_app
+instrument_app(FastAPI(), start_monitor=False)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "OTEL_SEMCONV_STABILITY_OPT_IN"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "HTTP server metrics will use the old names" in done.stderr
+    assert "OTEL_SEMCONV_STABILITY_OPT_IN=http" in done.stderr

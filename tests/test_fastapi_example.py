@@ -26,6 +26,7 @@ def test_the_example_app_serves_its_pipeline_and_health(tmp_path: Path) -> None:
         "VOICE_AGENT_TOKEN": "example-token-123456",
     }
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    env.pop("OTEL_SEMCONV_STABILITY_OPT_IN", None)  # the integration's own choice, not ours
     log = (tmp_path / "example.log").open("w")
     process = subprocess.Popen(
         [sys.executable, str(EXAMPLE)], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path
@@ -65,6 +66,9 @@ def test_the_example_app_serves_its_pipeline_and_health(tmp_path: Path) -> None:
         assert 'voice_component="llm:example-llm"' in metrics
         assert "voice_turn_latency_seconds_bucket" in metrics
         assert "process_cpu_utilization" in metrics
+        # The stable HTTP names the API dashboard reads, though system metrics started first.
+        assert "http_server_request_duration_seconds_count{" in metrics
+        assert "http_server_duration_milliseconds" not in metrics
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -54,6 +54,12 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         for entry in state.values():
             assert httpx.get(entry["ready_url"], timeout=5).status_code == 200
 
+        # Alertmanager reads its webhook token from the workdir, not from /etc.
+        rendered = (workdir / "alertmanager.yml").read_text()
+        assert f"credentials_file: {workdir / 'webhook-token'}" in rendered
+        assert "credentials_file: /etc/" not in rendered
+        assert (workdir / "webhook-token").read_text().strip()
+
         status = cli("status", "--workdir", str(workdir))
         assert status.returncode == 0, status.stdout + status.stderr
 

@@ -145,6 +145,6 @@ class AlertConfig:
                 else:
                     values[name] = float(text)
             except ValueError as exc:
-                kind = "a number" if isinstance(default, float) else "whole seconds or 5m, 1h"
+                kind = "a number" if isinstance(default, float) else "a duration"
                 raise ValueError(f"{name}={text!r}: expected {kind} ({exc})") from None
         return cls(**values)

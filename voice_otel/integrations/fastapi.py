@@ -53,6 +53,11 @@ if TYPE_CHECKING:
 __all__ = ["instrument_app", "is_instrumented", "uninstrument_app"]
 
 _SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+# The stable HTTP conventions (http.server.request.duration in seconds, by http.route) are what
+# the dashboards and alerts read; the contrib default is still the old ones. OpenTelemetry reads
+# this choice once per process, when the first instrumentation initialises (system metrics do),
+# so it is made here, on import, and an explicit choice of the application's is kept.
+os.environ.setdefault(_SEMCONV_OPT_IN, "http")
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +144,7 @@ def instrument_app(
 
     traced_by_us = not getattr(app, "_is_instrumented_by_opentelemetry", False)
     if traced_by_us:
-        # The stable HTTP conventions (http.server.request.duration in seconds, by http.route)
-        # are what the dashboards and alerts read; the contrib default is still the old ones.
-        # An explicit choice of the application's is kept.
-        os.environ.setdefault(_SEMCONV_OPT_IN, "http")
+        _warn_if_old_http_conventions()
         FastAPIInstrumentor.instrument_app(
             app,
             tracer_provider=tracer_provider or _runtime.tracer_provider(),
@@ -161,6 +163,32 @@ def instrument_app(
     app.openapi_schema = None
     setattr(app, _STATE, _Installed(monitor, added, original_lifespan, traced_by_us))
     return monitor
+
+
+def _warn_if_old_http_conventions() -> None:
+    """Say so when the process already settled on the old HTTP metric names."""
+    try:
+        from opentelemetry.instrumentation._semconv import (
+            _OpenTelemetrySemanticConventionStability as Stability,
+        )
+        from opentelemetry.instrumentation._semconv import (
+            _OpenTelemetryStabilitySignalType as Signal,
+        )
+        from opentelemetry.instrumentation._semconv import _StabilityMode as Mode
+
+        Stability._initialize()
+        mode = Stability._get_opentelemetry_stability_opt_in_mode(Signal.HTTP)
+    except (ImportError, AttributeError):  # a contrib release that moved its internals
+        return
+    if mode == Mode.DEFAULT:
+        logger.warning(
+            "voice_otel: HTTP server metrics will use the old names (http.server.duration in "
+            "ms), which the API dashboard and alerts do not read: OpenTelemetry chose its HTTP "
+            "conventions before voice_otel.integrations.fastapi was imported, or %s excludes "
+            "http. Set %s=http in the environment, or import the integration first.",
+            _SEMCONV_OPT_IN,
+            _SEMCONV_OPT_IN,
+        )
 
 
 def uninstrument_app(app: FastAPI) -> None:

@@ -161,6 +161,8 @@ def down_command(workdir: Path | None, grace: float) -> None:
 
 def _print_table(info: dict[str, dict[str, Any]], health: dict[str, tuple[bool, bool]]) -> None:
     console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=120)  # piped: Rich would assume 80 columns and cut the names
     table = Table("program", "pid", "running", "ready", "endpoints")
     for name, entry in info.items():
         alive, ready = health.get(name, (False, False))
@@ -181,4 +183,4 @@ def _print_table(info: dict[str, dict[str, Any]], health: dict[str, tuple[bool, 
     console.print(table)
     logs = {str(Path(entry["log"]).parent) for entry in info.values() if entry.get("log")}
     for directory in sorted(logs):
-        console.print(f"logs: {directory}", soft_wrap=True)
+        console.print(f"logs: {directory}/<program>.log", soft_wrap=True)

@@ -158,6 +158,7 @@ class LocalStack:
                 "otlp_http": self.collector.otlp_http_endpoint,
                 "metrics": f"http://{self.collector.metrics_target}/metrics",
                 "telemetry": f"http://{self.collector.telemetry_target}/metrics",
+                "health": self.collector.ready_url,
             },
         }
         if self.prometheus is not None:
