@@ -372,6 +372,14 @@ def test_cli_renders_and_checks_rule_files(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "unknown setting" in bad.output
 
 
+def test_cli_check_of_a_missing_directory_says_so(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    result = CliRunner().invoke(main, ["rules", "render", "--out", str(missing), "--check"])
+
+    assert result.exit_code == 1
+    assert f"{missing} is not a directory" in result.output
+
+
 def test_cli_check_passes_on_the_shipped_files() -> None:
     result = CliRunner().invoke(main, ["rules", "render", "--out", str(RULES), "--check"])
 

@@ -416,6 +416,8 @@ def test_slow_tts_warns_is_muted_by_its_unhealthy_provider_and_by_a_silence(live
         )
         (muted,) = live.alertmanager_alerts(name)
         assert muted["status"]["inhibitedBy"]
+        # Its link opens the Prometheus that fired it, on loopback, not a host name.
+        assert muted["generatorURL"].startswith("http://127.0.0.1:"), muted["generatorURL"]
         live.fault("unhealthy", False)
         live.eventually(lambda: _state_of(live, name) == "active", f"{name} active again")
 

@@ -87,6 +87,11 @@ def render_command(
 
     files = render_rule_files(config)
     if check:
+        if not out.is_dir():
+            raise click.ClickException(
+                f"no rule files to check: {out} is not a directory (give --out, or run "
+                "without --check to write them)"
+            )
         stale = [
             name
             for name, text in files.items()

@@ -222,6 +222,8 @@ class PrometheusProcess(ManagedProcess):
                 str(find("prometheus")),
                 f"--config.file={self.config_path}",
                 f"--web.listen-address={LOOPBACK}:{self.port}",
+                # Links in alerts (generatorURL) point where Prometheus listens, not at the host.
+                f"--web.external-url=http://{LOOPBACK}:{self.port}",
                 f"--storage.tsdb.path={workdir / 'prometheus-data'}",
                 "--enable-feature=exemplar-storage",
                 "--web.enable-lifecycle",
@@ -342,6 +344,7 @@ class AlertmanagerProcess(ManagedProcess):
                 str(find("alertmanager")),
                 f"--config.file={self.config}",
                 f"--web.listen-address={LOOPBACK}:{self.port}",
+                f"--web.external-url=http://{LOOPBACK}:{self.port}",
                 f"--storage.path={workdir / 'alertmanager-data'}",
                 "--cluster.listen-address=",
             ],
