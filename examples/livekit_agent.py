@@ -51,7 +51,8 @@ async def entrypoint(ctx: JobContext) -> None:
         tts="cartesia/sonic-2",
         vad=ctx.proc.userdata["vad"],
     )
-    instrument_session(session, conversation_id=ctx.room.name)  # <- voice_otel
+    # voice_otel, before start() so that no report (a greeting in on_enter) is missed:
+    instrument_session(session, conversation_id=ctx.room.name)
     await session.start(agent=Agent(instructions=INSTRUCTIONS), room=ctx.room)
     session.generate_reply(instructions="Greet the caller and offer your help.")
 

@@ -21,7 +21,9 @@ Against OpenAI (the key is read from ``OPENAI_API_KEY`` only)::
     python examples/pipecat_pipeline.py --base-url https://api.openai.com/v1
 
 Telemetry goes to an OTLP collector with ``--otlp-endpoint http://127.0.0.1:4317`` (the stack
-from ``voice-otel stack up``), otherwise to OTLP-JSON lines in ``--json-path``.
+from ``voice-otel stack up``), otherwise to OTLP-JSON lines in ``--json-path``. When the bot does
+not answer an utterance within ``--answer-timeout`` seconds (the provider is unreachable, say),
+the call is cancelled and the script exits with status 1.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 import time
 import wave
 from pathlib import Path
@@ -74,16 +77,28 @@ API_KEY_ENV = "OPENAI_API_KEY"
 AUDIO_DIR = Path(voice_otel.__file__).parent / "demo" / "audio"
 IN_RATE, OUT_RATE = 16_000, 24_000
 CHUNK = 0.02
+ANSWER_TIMEOUT = 30.0  # seconds the caller waits for the bot to finish answering an utterance
+STT_MODEL = "gpt-4o-mini-transcribe"  # in voice_otel's price table, so STT gets a cost
+
+
+class NoAnswerError(RuntimeError):
+    """The bot did not answer an utterance in time; the call was cancelled."""
 
 
 class RecordedCaller(BaseInputTransport):
-    """Plays WAV files like a caller: one utterance, then silence until the bot has answered."""
+    """Plays WAV files like a caller: one utterance, then silence until the bot has answered.
 
-    def __init__(self, params: TransportParams, files: list[Path]) -> None:
+    A caller waits ``answer_timeout`` seconds at most, then hangs up with ``unanswered`` set to
+    the utterance the bot never answered.
+    """
+
+    def __init__(self, params: TransportParams, files: list[Path], answer_timeout: float) -> None:
         super().__init__(params)
         self._files = files
+        self._answer_timeout = answer_timeout
         self._bot_done = asyncio.Event()
         self.finished = asyncio.Event()
+        self.unanswered: Path | None = None
 
     async def start(self, frame: StartFrame) -> None:
         await super().start(frame)
@@ -104,8 +119,14 @@ class RecordedCaller(BaseInputTransport):
                 pcm = wav.readframes(wav.getnframes())
             self._bot_done.clear()
             clock = await self._play(pcm + bytes(2 * IN_RATE), clock)  # the words, then 1 s
+            deadline = time.monotonic() + self._answer_timeout
             while not self._bot_done.is_set():  # silence while the bot answers
+                if time.monotonic() > deadline:
+                    self.unanswered = path
+                    break
                 clock = await self._play(bytes(2 * int(IN_RATE * CHUNK)), clock)
+            if self.unanswered is not None:
+                break
         self.finished.set()
 
     async def _play(self, pcm: bytes, clock: float) -> float:
@@ -142,7 +163,7 @@ class SharedClientLLMService(OpenAILLMService):
 
 
 class RecordedCallTransport(BaseTransport):
-    def __init__(self, files: list[Path]) -> None:
+    def __init__(self, files: list[Path], answer_timeout: float) -> None:
         super().__init__()
         params = TransportParams(
             audio_in_enabled=True,
@@ -151,7 +172,7 @@ class RecordedCallTransport(BaseTransport):
             audio_out_sample_rate=OUT_RATE,
             audio_out_end_silence_secs=0,
         )
-        self.caller = RecordedCaller(params, files)
+        self.caller = RecordedCaller(params, files, answer_timeout)
         self.speaker = SilentSpeaker(params)
 
     def input(self) -> RecordedCaller:
@@ -161,17 +182,28 @@ class RecordedCallTransport(BaseTransport):
         return self.speaker
 
 
-async def run_call(base_url: str, api_key: str, files: list[Path]) -> None:
-    """One call: the recorded caller talks to the bot until the files run out."""
+async def run_call(
+    base_url: str, api_key: str, files: list[Path], answer_timeout: float = ANSWER_TIMEOUT
+) -> None:
+    """One call: the recorded caller talks to the bot until the files run out.
+
+    Raises:
+        NoAnswerError: the bot did not answer an utterance within ``answer_timeout`` seconds.
+    """
     async with httpx.AsyncClient(timeout=30.0) as http:
-        await _run_call(http, base_url, api_key, files)
+        await _run_call(http, base_url, api_key, files, answer_timeout)
 
 
 async def _run_call(
-    http: httpx.AsyncClient, base_url: str, api_key: str, files: list[Path]
+    http: httpx.AsyncClient, base_url: str, api_key: str, files: list[Path], answer_timeout: float
 ) -> None:
-    transport = RecordedCallTransport(files)
-    stt = OpenAISTTService(api_key=api_key, base_url=base_url, http_client=http)
+    transport = RecordedCallTransport(files, answer_timeout)
+    stt = OpenAISTTService(
+        api_key=api_key,
+        base_url=base_url,
+        http_client=http,
+        settings=OpenAISTTService.Settings(model=STT_MODEL),
+    )
     llm = SharedClientLLMService(
         http,
         api_key=api_key,
@@ -213,11 +245,19 @@ async def _run_call(
 
     async def hang_up() -> None:
         await transport.caller.finished.wait()
-        await worker.queue_frame(EndFrame())
+        if transport.caller.unanswered is None:
+            await worker.queue_frame(EndFrame())
+        else:  # nothing worth waiting for: a request may still be retrying
+            await worker.cancel(reason="the bot did not answer")
 
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
     await asyncio.gather(runner.run(), hang_up())
+    if transport.caller.unanswered is not None:
+        raise NoAnswerError(
+            f"the bot did not answer {transport.caller.unanswered.name} within "
+            f"{answer_timeout:g} s; is the provider at {base_url} reachable? (see the log above)"
+        )
 
 
 def main() -> None:
@@ -225,6 +265,12 @@ def main() -> None:
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
     parser.add_argument("--calls", type=int, default=1, help="calls to run, one after another")
     parser.add_argument("--utterances", type=int, default=3, help="utterances per call")
+    parser.add_argument(
+        "--answer-timeout",
+        type=float,
+        default=ANSWER_TIMEOUT,
+        help="seconds to wait for the bot's answer before giving up on the call",
+    )
     parser.add_argument("--otlp-endpoint", help="OTLP endpoint of a collector")
     parser.add_argument("--json-path", default="voice-otel-pipecat.jsonl")
     args = parser.parse_args()
@@ -238,9 +284,12 @@ def main() -> None:
     )
     turns: list[voice_otel.TurnRecord] = []
     voice_otel.add_turn_listener(turns.append)
+    failure: NoAnswerError | None = None
     try:
         for _ in range(args.calls):
-            asyncio.run(run_call(args.base_url, api_key, files))
+            asyncio.run(run_call(args.base_url, api_key, files, args.answer_timeout))
+    except NoAnswerError as exc:
+        failure = exc
     finally:
         voice_otel.shutdown()
     for record in turns:
@@ -249,6 +298,9 @@ def main() -> None:
         print(f"turn {record.index}: {record.outcome}, voice-to-voice {latency} ({parts})")
     for line in telemetry.describe():
         print(line)
+    if failure is not None:
+        print(f"pipecat_pipeline: {failure}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

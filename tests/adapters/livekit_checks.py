@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import livekit_rig as rig
 import pytest
+from livekit import rtc
 from livekit.agents import Agent, AgentServer
 from openai_stub import Reply, serve_chat
 from opentelemetry.trace import StatusCode
@@ -27,6 +28,8 @@ from voice_otel import _usage
 from voice_otel.integrations.livekit import instrument_session
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from conftest import Captured
 
 COMPONENTS = ("stt", "llm", "tts", "other")
@@ -245,10 +248,79 @@ async def test_instrumenting_twice_warns_and_detach_stops_recording(
         first.detach()
         await session.run([rig.Pause(0.2), rig.Speak(0.5), rig.AfterBotStops(0.3)])
 
-    assert otel.spans("voice.turn") == []
-    assert otel.stage_spans() == []
-    (conversation,) = otel.spans(CONVERSATION)  # ended by detach, before the call
-    assert attr(conversation, "voice.conversation.turns") == 0
+    assert not first.attached
+    assert otel.spans() == []  # detached before the session started: it had no conversation
+    assert otel.total("voice.conversations.active") == 0
+
+
+async def test_a_session_that_never_starts_leaves_no_conversation_open(otel: Captured) -> None:
+    async with serve_chat([]) as stub:
+        session = rig.build_rig(llm_url=stub.base_url, transcripts=[])
+        telemetry = instrument_session(session.session, conversation_id="never-started")
+        await session.session.aclose()  # as after a failed start(): LiveKit sends no close event
+        await session.llm.aclose()
+
+    assert telemetry.conversation is None
+    assert otel.spans() == []
+    assert otel.total("voice.conversations.active") == 0
+
+
+async def test_instrumenting_a_closed_session_warns_and_records_nothing(
+    otel: Captured, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serve_chat([Reply(("Hi.",), first_chunk_delay=0.1)]) as stub:
+        session = rig.build_rig(llm_url=stub.base_url, transcripts=["hello"])
+        await session.run([rig.Pause(0.2), rig.Speak(0.5), rig.AfterBotStops(0.3)])
+    with caplog.at_level(logging.WARNING, logger="voice_otel"):
+        telemetry = instrument_session(session.session)
+
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("voice_otel")] == [
+        "voice_otel: this AgentSession is already closed; nothing is recorded "
+        "(call instrument_session() before start())"
+    ]
+    assert not telemetry.attached
+    assert telemetry.conversation is None
+    assert otel.spans() == []
+    assert otel.total("voice.conversations.active") == 0
+
+
+async def test_instrumenting_a_running_session_records_from_then_on(otel: Captured) -> None:
+    async with serve_chat([Reply(("Sure.",), first_chunk_delay=0.1)]) as stub:
+        session = rig.build_rig(llm_url=stub.base_url, transcripts=["one"])
+        await session.session.start(Agent(instructions="You are a helpful voice assistant."))
+        telemetry = instrument_session(session.session, conversation_id="late")
+        assert telemetry.conversation is not None  # open at once: the session runs
+        await session.mic.play([rig.Pause(0.2), rig.Speak(0.5), rig.AfterBotStops(0.3)])
+        await session.session.aclose()
+        await session.llm.aclose()
+
+    assert not telemetry.attached
+    conversation = otel.span(CONVERSATION)
+    assert attr(conversation, "gen_ai.conversation.id") == "late"
+    assert attr(conversation, "voice.conversation.turns") == 1
+    assert otel.total("voice.conversations.active") == 0
+
+
+@pytest.mark.parametrize(
+    ("wrong", "named"),
+    [
+        (lambda: rtc.Room(), "got livekit.rtc.room.Room;"),
+        (lambda: None, "got None;"),
+        (lambda: "session", "got str;"),
+        (lambda: object(), "got object;"),
+    ],
+)
+async def test_anything_but_an_agent_session_is_refused_with_what_to_pass(
+    otel: Captured, wrong: Callable[[], object], named: str
+) -> None:
+    with pytest.raises(TypeError) as raised:
+        instrument_session(wrong())  # type: ignore[arg-type]
+    message = str(raised.value)
+    assert message.startswith("instrument_session() takes the AgentSession, ")
+    assert named in message
+    assert message.endswith("pass the session you call start() on")
+    assert otel.spans() == []
+    assert otel.total("voice.conversations.active") == 0
 
 
 def test_the_example_agent_builds_against_this_livekit() -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
+import socket
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -26,6 +28,8 @@ from voice_otel.integrations.pipecat import VoiceOtelObserver
 
 if TYPE_CHECKING:
     from conftest import Captured
+
+    from voice_otel._runtime import Options
 
 SPEECH_TIMEOUT = 0.2  # the user turn stop strategy's wait after the VAD's stop (see the rig)
 COMPONENTS = ("stt", "llm", "tts", "other")
@@ -53,7 +57,13 @@ SCRIPT: list[rig.Step] = [
 ]
 
 
-async def test_a_call_is_one_conversation_with_a_turn_per_exchange(otel: Captured) -> None:
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("voice_otel")]
+
+
+async def test_a_call_is_one_conversation_with_a_turn_per_exchange(
+    otel: Captured, caplog: pytest.LogCaptureFixture
+) -> None:
     async with serve_chat(REPLIES) as stub:
         observer = VoiceOtelObserver(conversation_id="call-pipecat", turn_end_timeout=0.3)
         pipeline = rig.build_rig(
@@ -63,7 +73,9 @@ async def test_a_call_is_one_conversation_with_a_turn_per_exchange(otel: Capture
             observers=[observer],
             greeting=GREETING,
         )
-        await pipeline.run()
+        with caplog.at_level(logging.WARNING, "voice_otel"):
+            await pipeline.run()
+    assert _warnings(caplog) == []
 
     # The pipeline really ran: the LLM was asked what the STT heard.
     assert stub.user_messages() == TRANSCRIPTS
@@ -235,6 +247,92 @@ async def test_two_pipelines_in_one_process_keep_their_own_conversations(otel: C
         assert all(s.context.trace_id == trace_id for s in children(spans, turn))
 
 
+async def test_an_observer_reused_after_a_dropped_call_records_the_next_call_afresh(
+    otel: Captured, options: Options
+) -> None:
+    options.capture_content = True
+    reply = Reply(("Sure. It is sunny outside. ", "A real treat."), first_chunk_delay=0.1)
+    observer = VoiceOtelObserver(turn_end_timeout=0.3)
+    async with serve_chat([reply]) as stub:
+        # The caller hangs up while still speaking: the call is cancelled mid-turn.
+        dropped = rig.build_rig(
+            llm_url=stub.base_url,
+            script=[rig.Pause(0.3), rig.Speak(1.0)],
+            transcripts=["never heard"],
+            observers=[observer],
+        )
+        await dropped.run(cancel=True)
+        answered = rig.build_rig(
+            llm_url=stub.base_url,
+            script=[rig.Pause(0.3), rig.Speak(0.5), rig.AfterBotStops(0.4)],
+            transcripts=["what is the weather like"],
+            observers=[observer],
+        )
+        await answered.run()
+    assert stub.user_messages() == ["what is the weather like"]
+
+    spans = otel.spans()
+    first, second = otel.spans(CONVERSATION)
+    assert attr(first, "voice.conversation.turns") == 1
+    (cut_off,) = turns_of(spans, first)
+    assert attr(cut_off, "voice.outcome") == "interrupted"
+    assert attr(cut_off, "voice.interrupted") is False
+    assert "voice.turn.latency" not in (cut_off.attributes or {})
+
+    assert attr(second, "voice.conversation.turns") == 1
+    assert not any(stages_of(spans, second).values())  # no stage outside the turn
+    (turn,) = turns_of(spans, second)
+    assert attr(turn, "voice.outcome") == "ok"
+    assert attr(turn, "voice.turn.latency") > 0
+    stages = stages_of(spans, turn)
+    assert [len(stages[s]) for s in ("stt", "llm", "tts")] == [1, 1, 1]
+    spoken = " ".join(str(attr(s, "voice.content.input")) for s in stages["tts"])
+    assert spoken == reply.text.strip()
+
+
+async def test_an_observer_added_after_the_start_says_it_records_nothing(
+    otel: Captured, caplog: pytest.LogCaptureFixture
+) -> None:
+    script: list[rig.Step] = [rig.Pause(0.3), rig.Speak(0.5), rig.AfterBotStops(0.3)]
+    observer = VoiceOtelObserver(turn_end_timeout=0.3)
+    async with serve_chat([Reply(("Hi there.",), first_chunk_delay=0.1)]) as stub:
+        pipeline = rig.build_rig(
+            llm_url=stub.base_url, script=script, transcripts=["hello"], observers=[]
+        )
+
+        @pipeline.worker.event_handler("on_pipeline_started")
+        async def add_late(worker: object, frame: object) -> None:
+            pipeline.worker.add_observer(observer)
+
+        with caplog.at_level(logging.WARNING, "voice_otel"):
+            await pipeline.run()
+
+    assert stub.user_messages() == ["hello"]  # the call happened ...
+    assert otel.spans() == []  # ... unrecorded, and the log says why, once
+    (warning,) = _warnings(caplog)
+    assert "before a StartFrame" in warning and "add_observer()" in warning
+
+
+async def test_one_observer_shared_by_two_pipelines_warns_once(
+    otel: Captured, caplog: pytest.LogCaptureFixture
+) -> None:
+    script: list[rig.Step] = [rig.Pause(0.3), rig.Speak(0.5), rig.AfterBotStops(0.3)]
+    shared = VoiceOtelObserver(turn_end_timeout=0.3)
+    async with serve_chat([Reply(("Hi there.",), first_chunk_delay=0.1)]) as stub:
+        pipelines = [
+            rig.build_rig(
+                llm_url=stub.base_url, script=script, transcripts=[name], observers=[shared]
+            )
+            for name in ("caller a", "caller b")
+        ]
+        with caplog.at_level(logging.WARNING, "voice_otel"):
+            await asyncio.gather(*(p.run() for p in pipelines))
+
+    (warning,) = _warnings(caplog)
+    assert "second pipeline start" in warning and "observer of its own" in warning
+    assert len(otel.spans(CONVERSATION)) == 1  # merged, as the warning says
+
+
 def _example(name: str) -> ModuleType:
     """A script from ``examples/``, imported by path."""
     path = Path(__file__).resolve().parents[2] / "examples" / f"{name}.py"
@@ -259,4 +357,19 @@ async def test_the_example_pipeline_records_its_call(otel: Captured) -> None:
     stages = stages_of(spans, turn)
     assert [len(stages[s]) for s in ("stt", "llm", "tts")] == [1, 1, 1]
     assert [s.name for s in stages["llm"]] == ["chat gpt-4o-mini"]
-    assert attr(stages["stt"][0], "gen_ai.provider.name") == "openai"
+    (stt,) = stages["stt"]
+    assert stt.name == f"speech_to_text {example.STT_MODEL}"
+    assert attr(stt, "gen_ai.provider.name") == "openai"
+    assert attr(stt, "voice.cost.usd") > 0  # the example's STT model is in the price table
+
+
+async def test_the_example_gives_up_on_an_unreachable_provider(otel: Captured) -> None:
+    example = _example("pipecat_pipeline")
+    with socket.socket() as probe:  # a free port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    files = sorted(example.AUDIO_DIR.glob("*.wav"))[:1]
+    with pytest.raises(example.NoAnswerError, match=rf"did not answer {files[0].name} within 3 s"):
+        await example.run_call(f"http://127.0.0.1:{port}/v1", "local", files, answer_timeout=3)
+    (turn,) = otel.spans("voice.turn")
+    assert attr(turn, "voice.outcome") in ("error", "interrupted")

@@ -310,8 +310,12 @@ class Rig:
     tts: LocalTTSService
     greeting: str | None = None
 
-    async def run(self, timeout: float = 60.0) -> None:
-        """Run the pipeline until the microphone's script is over, greeting the caller first."""
+    async def run(self, timeout: float = 60.0, *, cancel: bool = False) -> None:
+        """Run the pipeline until the microphone's script is over, greeting the caller first.
+
+        The script's end ends the pipeline (``EndFrame``), or cancels it with ``cancel``: a
+        call dropped at that moment.
+        """
 
         @self.worker.event_handler("on_pipeline_started")
         async def greet(worker: PipelineWorker, frame: Frame) -> None:
@@ -320,7 +324,10 @@ class Rig:
 
         async def end_when_done() -> None:
             await self.transport.mic.done.wait()
-            await self.worker.queue_frame(EndFrame())
+            if cancel:
+                await self.worker.cancel(reason="the caller hung up")
+            else:
+                await self.worker.queue_frame(EndFrame())
 
         runner = WorkerRunner(handle_sigint=False)
         await runner.add_workers(self.worker)

@@ -70,6 +70,7 @@ import time
 
 import httpx
 from fastapi import FastAPI, HTTPException
+from opentelemetry import metrics
 
 import voice_otel
 from voice_otel.health import CheckFailed, HealthMonitor, enable_system_metrics
@@ -94,6 +95,12 @@ voice_otel.configure(
 )
 enable_system_metrics()
 
+# A framework that records the GenAI token histogram under its own scope through the same
+# provider, as LiveKit Agents does; 100 times ours, so counting it would show.
+FOREIGN_TOKENS = metrics.get_meter("probe-framework").create_histogram(
+    "gen_ai.client.token.usage", unit="{token}"
+)
+
 
 class ProviderDown(RuntimeError):
     pass
@@ -112,6 +119,16 @@ async def reply(text: str, delay: float, fail: bool):
     if fail:
         raise ProviderDown("upstream returned 503")
     voice_otel.record_usage(input_tokens=20, output_tokens=8)
+    for token_type, count in (("input", 2000), ("output", 800)):
+        FOREIGN_TOKENS.record(
+            count,
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "probe-llm",
+                "gen_ai.request.model": "probe-llm-model",
+                "gen_ai.token.type": token_type,
+            },
+        )
     for word in ("A table ", "for two ", "at seven."):
         await asyncio.sleep(0.02)
         yield word
@@ -448,6 +465,34 @@ def test_report_renders_from_the_real_prometheus_and_the_demo_file(
     assert any(t.outcome == "interrupted" for t in demo.turns)
     for turn in demo.turns:
         assert sum(turn.components.values()) == pytest.approx(turn.latency, rel=1e-3)
+
+
+def test_genai_panels_count_only_voice_otel_series(live: LiveRun) -> None:
+    """Another scope's gen_ai.client.token.usage (100x ours) stays out of the token panel."""
+    model = dashboards.get_dashboard("voice-ai-services")
+    (expr,) = [
+        substitute(t["expr"], model, {"job": PROBE_JOB, "environment": PROBE_ENV})
+        for panel, t in queries(model)
+        if panel["title"] == "LLM tokens per second"
+    ]
+    series = f'gen_ai_client_token_usage_sum{{job="{PROBE_JOB}",otel_scope_name="%s"}}'
+    eventually(
+        lambda: live.stack.prometheus.query(series % "probe-framework"),  # type: ignore[union-attr]
+        timeout=60,
+        what="the probe framework's token series in Prometheus",
+    )
+    at = time.time()
+
+    def total(query: str) -> float:
+        result = _api(live.prometheus_url, "/api/v1/query", {"query": query, "time": at})["result"]
+        return sum(float(s["value"][1]) for s in result)
+
+    panel = total(expr)
+    ours = total(f"sum(rate({series % 'voice_otel'}[{RATE_WINDOW}]))")
+    foreign = total(f"sum(rate({series % 'probe-framework'}[{RATE_WINDOW}]))")
+    assert ours > 0
+    assert foreign > 50 * ours
+    assert panel == pytest.approx(ours, rel=1e-6)
 
 
 def _report_or_none(live: LiveRun) -> report.ReportData | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from voice_otel._contract import Metrics
+from voice_otel._contract import SCOPE_NAME, Metrics
 from voice_otel.dashboards import _variables as var
 from voice_otel.dashboards._external import External
 from voice_otel.dashboards._panels import Board, Query, timeseries_panel
@@ -31,6 +31,9 @@ STAGE = 'voice_stage=~"$stage"'
 F = (SERVICE, STAGE, PROVIDER, MODEL)
 # gen_ai.* metrics carry the operation name, not voice.stage.
 GENAI_F = (SERVICE, PROVIDER, MODEL)
+# Frameworks and LLM client instrumentations (LiveKit Agents, OpenLLMetry, ...) record the same
+# gen_ai.* names through the same providers: count only voice_otel's, or usage doubles.
+GENAI_OURS = (*GENAI_F, f'otel_scope_name="{SCOPE_NAME}"')
 BY_MODEL = ("voice_stage", "gen_ai_provider_name", "gen_ai_request_model")
 # Span metrics carry service_name and the span's voice.stage; no target_info joins them.
 SPANS = ('service_name=~"$job"', STAGE)
@@ -84,7 +87,7 @@ def build() -> dict[str, Any]:
             "s",
             [
                 Query(
-                    quantile(0.5, Metrics.GENAI_DURATION, GENAI_F, GENAI_BY),
+                    quantile(0.5, Metrics.GENAI_DURATION, GENAI_OURS, GENAI_BY),
                     GENAI_LEGEND,
                     exemplar=True,
                 )
@@ -97,7 +100,7 @@ def build() -> dict[str, Any]:
             "s",
             [
                 Query(
-                    quantile(0.5, Metrics.GENAI_TTFC, GENAI_F, GENAI_BY),
+                    quantile(0.5, Metrics.GENAI_TTFC, GENAI_OURS, GENAI_BY),
                     GENAI_LEGEND,
                     exemplar=True,
                 )
@@ -158,7 +161,7 @@ def build() -> dict[str, Any]:
                 Query(
                     rate_sum(
                         name(Metrics.GENAI_TOKENS, "sum"),
-                        GENAI_F,
+                        GENAI_OURS,
                         ("gen_ai_request_model", "gen_ai_token_type"),
                     ),
                     "{{gen_ai_request_model}} {{gen_ai_token_type}}",

@@ -103,7 +103,7 @@ class RedisCheck:
         try:
             import redis.asyncio as aioredis
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise CheckFailed("missing package: pip install voice-otel[health]") from exc
+            raise CheckFailed("missing package: pip install 'voice-otel[health]'") from exc
 
         client = aioredis.from_url(
             self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
@@ -130,7 +130,7 @@ class PostgresCheck:
         try:
             import psycopg
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise CheckFailed("missing package: pip install voice-otel[health]") from exc
+            raise CheckFailed("missing package: pip install 'voice-otel[health]'") from exc
 
         # libpq's connect_timeout is whole seconds, minimum 2; the monitor's timeout is exact.
         connect_timeout = max(2, int(self.timeout + 0.999))

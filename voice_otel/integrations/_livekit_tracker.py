@@ -11,23 +11,32 @@ off; the turn ends when the agent goes back to listening. The user starting to s
 agent speaks is a barge-in: if LiveKit stops the reply for it, the turn is interrupted and the
 new utterance becomes the next turn. Stages are recorded from LiveKit's per-request metrics as
 each request ends (see :mod:`._livekit_stages`).
+
+The conversation opens when the session starts, not when the tracker is made: a session that
+never starts (its ``start()`` failed, or it was closed before) sends no ``close`` event, so a
+conversation opened early would never end. Events that come while the session is starting (a
+greeting synthesised while the room connects) are held and replayed when it has started.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import voice_otel
 from voice_otel import _runtime
+from voice_otel._guard import guard
 from voice_otel._turn import Conversation, Turn
 from voice_otel.integrations._livekit_stages import record_stage, wall_to_monotonic
 
 logger = logging.getLogger(__name__)
 
 _MAX_SPEECHES = 64
+_MAX_HELD = 256  # events held while the session starts; a start sends a handful
 
 
 class LiveKitError(Exception):
@@ -66,6 +75,11 @@ class SessionTracker:
 
     def __post_init__(self) -> None:
         self._base_ctx = contextvars.copy_context()
+        # Made now, entered at start: a bad id or attribute is reported where it was passed.
+        self._new_conv = voice_otel.conversation(self.conversation_id, **self.attributes)
+        self._started = False
+        self._closed = False
+        self._held: deque[tuple[Callable[[Any], None], Any]] = deque()
         self._conv: Conversation | None = None
         self._conv_ctx: contextvars.Context | None = None
         self._turn: _TurnState | None = None
@@ -85,16 +99,34 @@ class SessionTracker:
     # -- session lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the conversation (once)."""
-        if self._conv is not None or not _runtime.options.enabled:
+        """The session started: open the conversation, then replay the events held (once)."""
+        if self._started or self._closed:
             return
-        conv = voice_otel.conversation(self.conversation_id, **self.attributes)
-        ctx = self._base_ctx.copy()
-        ctx.run(conv.__enter__)
-        self._conv, self._conv_ctx = conv, ctx
+        self._started = True
+        if _runtime.options.enabled:
+            conv = self._new_conv
+            ctx = self._base_ctx.copy()
+            ctx.run(conv.__enter__)
+            self._conv, self._conv_ctx = conv, ctx
+
+        held, self._held = self._held, deque()
+        for callback, event in held:
+            with guard("livekit held event"):
+                callback(event)
+
+    def when_started(self, callback: Callable[[Any], None], event: Any) -> None:
+        """Handle ``event`` now if the session has started, else hold it until :meth:`start`."""
+        if self._started:
+            callback(event)
+        elif not self._closed:
+            if len(self._held) == _MAX_HELD:
+                self._held.popleft()  # a session that never starts holds only the latest
+            self._held.append((callback, event))
 
     def close(self, error: BaseException | None = None) -> None:
-        """The session closed: end the open turn and the conversation."""
+        """The session closed: end the open turn and the conversation, and stay closed."""
+        self._closed = True
+        self._held.clear()
         state, self._turn = self._turn, None
         if state is not None:
             self._end_turn(state, error)

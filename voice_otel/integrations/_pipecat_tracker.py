@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 import voice_otel
 from voice_otel import _runtime
+from voice_otel._config import ConfigurationError
 from voice_otel._stage import StageRun
 from voice_otel._turn import Conversation, Turn
 
@@ -43,7 +45,7 @@ class _Stage:
     run: StageRun
     ctx: contextvars.Context
     turn: _TurnState | None
-    spoken: list[str] = field(default_factory=list)
+    spoken: list[tuple[str, bool]] = field(default_factory=list)  # (text, carries its spaces)
 
 
 @dataclass
@@ -52,6 +54,7 @@ class _TurnState:
     ctx: contextvars.Context
     bot_spoke: bool = False
     unspoken: bool = False  # its LLM response failed or said nothing: no speech will come
+    replied: bool = False  # an LLM response completed with text (all a text-only bot gives)
     error: BaseException | None = None
     stages: list[_Stage] = field(default_factory=list)
 
@@ -63,13 +66,20 @@ class PipelineTracker:
     bot-started marks, and ends when the bot has answered and gone quiet (after
     ``turn_end_timeout`` with nothing pending), when the user speaks again, or when the
     pipeline ends. The user speaking over the bot is a barge-in: the turn is marked
-    interrupted and ends once the bot's audio has stopped, while the next turn starts.
+    interrupted and ends once the bot's audio has stopped, while the next turn starts. A turn
+    the pipeline's end cuts off before any answer ends as interrupted too.
+
+    One tracker serves one pipeline run at a time; every run starts from a clean state, so an
+    observer can be reused for the next call.
 
     Args:
         conversation_id: id of the conversation (default: a new one per run).
         turn_end_timeout: seconds of bot silence, with no LLM or TTS work or function call
-            pending, after which a turn is over.
+            pending, after which a turn is over (0 or less: at once).
         attributes: extra attributes for the conversation span.
+
+    Raises:
+        ConfigurationError: ``turn_end_timeout`` is not a finite number.
     """
 
     def __init__(
@@ -81,10 +91,18 @@ class PipelineTracker:
     ) -> None:
         self._conversation_id = conversation_id
         self._attributes = dict(attributes or {})
-        self._turn_end_timeout = turn_end_timeout
+        self._turn_end_timeout = _seconds("turn_end_timeout", turn_end_timeout)
         self._base_ctx = contextvars.copy_context()  # the creator's context: its span parents
+        self._running = False
+        self._run: Hashable = None
+        self._warned_shared = False
+        self._warned_late = False
         self._conv: Conversation | None = None
         self._conv_ctx: contextvars.Context | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget the state of a run, so that the next one starts clean."""
         self._turn: _TurnState | None = None
         self._stopping: list[_TurnState] = []  # barged-in turns waiting for the bot to stop
         self._stt: _Stage | None = None
@@ -104,17 +122,47 @@ class PipelineTracker:
         """The conversation in progress, if any."""
         return self._conv
 
+    @property
+    def running(self) -> bool:
+        """Whether a pipeline run is being recorded (between :meth:`start` and :meth:`finish`)."""
+        return self._running
+
     # -- pipeline lifecycle ---------------------------------------------------------------
 
-    def start(self) -> None:
-        """The pipeline started: open the conversation (once)."""
-        if self._conv is not None or not _runtime.options.enabled:
+    def start(self, run: Hashable = None) -> None:
+        """The pipeline started: open the conversation of the run ``run`` (its StartFrame).
+
+        A start of another run while one is being recorded means two pipelines share this
+        tracker: their events are merged into the open conversation, with a warning.
+        """
+        if self._running:
+            if run != self._run and not self._warned_shared:
+                self._warned_shared = self._warned_late = True
+                logger.warning(
+                    "voice_otel: a VoiceOtelObserver saw a second pipeline start while its "
+                    "conversation is open: two pipelines share it and their calls are recorded "
+                    "as one conversation; give every PipelineWorker an observer of its own"
+                )
+            return
+        self._reset()
+        self._running, self._run = True, run
+        if not _runtime.options.enabled:
             return
         conv = voice_otel.conversation(self._conversation_id, **self._attributes)
         ctx = self._base_ctx.copy()
         ctx.run(conv.__enter__)
         self._conv, self._conv_ctx = conv, ctx
-        self._cancelled = False
+
+    def not_started(self) -> None:
+        """A pipeline event came before any start: the observer joined a running pipeline."""
+        if self._warned_late:
+            return
+        self._warned_late = True
+        logger.warning(
+            "voice_otel: a VoiceOtelObserver saw pipeline frames before a StartFrame (was it "
+            "added with add_observer() after the pipeline started?): nothing is recorded until "
+            "the next pipeline start; pass it to PipelineWorker(observers=[...]) instead"
+        )
 
     def cancelled(self) -> None:
         """The pipeline is being cancelled: what is still open ends as interrupted."""
@@ -128,14 +176,17 @@ class PipelineTracker:
         if self._stt is not None:
             self._close_stage(self._stt, interrupted=self._cancelled)
         for state in [*self._stopping, *([self._turn] if self._turn else [])]:
-            self._end_turn(state, cancelled=self._cancelled)
+            # A turn the end cuts off before any answer (or error) did not succeed: interrupted.
+            unanswered = not (self._over(state) or state.replied or state.error)
+            self._end_turn(state, cancelled=self._cancelled or unanswered)
         if self._pending_usage:
             logger.debug("voice_otel: usage reported after its stage ended was dropped")
-            self._pending_usage.clear()
-        conv, ctx = self._conv, self._conv_ctx
+        conv, ctx, cancelled = self._conv, self._conv_ctx, self._cancelled
         self._conv = self._conv_ctx = None
+        self._running, self._run = False, None
+        self._reset()
         if conv is not None and ctx is not None:
-            exc = asyncio.CancelledError() if self._cancelled else None
+            exc = asyncio.CancelledError() if cancelled else None
             ctx.run(conv.__exit__, type(exc) if exc else None, exc, None)
 
     # -- the user -------------------------------------------------------------------------
@@ -263,10 +314,11 @@ class PipelineTracker:
         if seconds > 0:
             stage.run.record_usage(output_audio_seconds=seconds)
 
-    def tts_text(self, key: Hashable, text: str) -> None:
+    def tts_text(self, key: Hashable, text: str, spaced: bool = False) -> None:
+        """Text the TTS spoke; ``spaced``: it carries the spaces around it (word by word)."""
         stage = self._tts_stage(key)
         if stage is not None and _runtime.options.capture_content:
-            stage.spoken.append(text)
+            stage.spoken.append((text, spaced))
 
     def tts_stopped(self, key: Hashable) -> None:
         stage = self._tts_stage(key)
@@ -461,11 +513,39 @@ class PipelineTracker:
             said_nothing = stage.run.first_at is None and not self._function_calls
             if stage.kind == "llm" and not interrupted and (exc is not None or said_nothing):
                 state.unspoken = True
+            elif stage.kind == "llm" and not interrupted and exc is None:
+                state.replied = True
         if stage.spoken:
-            stage.run.record_content(input="".join(stage.spoken))
+            stage.run.record_content(input=_join(stage.spoken))
         if interrupted:
             stage.run.finish(interrupted=True)
         stage.ctx.run(stage.handle.__exit__, type(exc) if exc else None, exc, None)
+
+
+def _seconds(name: str, value: Any) -> float:
+    """A number of seconds given to the observer; fails at construction when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigurationError(
+            f"{name} must be a finite number of seconds (for example {name}=1.0), got {value!r}"
+        )
+    return float(value)
+
+
+def _join(parts: list[tuple[str, bool]]) -> str:
+    """The text of TTS segments: a space between two unless one side has it already.
+
+    Segments that carry their own spacing (``spaced``, word by word from some services) are
+    joined as they are among themselves.
+    """
+    text, last_spaced = "", False
+    for part, spaced in parts:
+        if not part:
+            continue
+        if text and not (spaced and last_spaced) and not (text[-1].isspace() or part[0].isspace()):
+            text += " "
+        text += part
+        last_spaced = spaced
+    return text
 
 
 def _service(key: Hashable) -> Hashable:

@@ -11,11 +11,11 @@ await session.start(agent=MyAgent(), room=ctx.room)
 
 LiveKit Agents records its turn metrics only when a session ends. This records voice_otel's
 conversation, turns and stages from the session's public events while the call goes on: one
-``voice.conversation`` per session, one ``voice.turn`` per user utterance and the agent's reply,
-recorded as each turn ends, and an STT, LLM or TTS stage for each request LiveKit measures
-(durations, time to first output, usage and cost), with voice-to-voice latency, its
-decomposition and barge-ins. Needs ``pip install voice-otel[livekit]``; see
-``docs/integrations.md``.
+``voice.conversation`` from the session's start to its close, one ``voice.turn`` per user
+utterance and the agent's reply, recorded as each turn ends, and an STT, LLM or TTS stage for
+each request LiveKit measures (durations, time to first output, usage and cost), with
+voice-to-voice latency, its decomposition and barge-ins. Needs
+``pip install voice-otel[livekit]``; see ``docs/integrations.md``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised in the main environme
     if not (exc.name or "").startswith("livekit"):
         raise
     raise ImportError(
-        "voice_otel.integrations.livekit needs LiveKit Agents: pip install voice-otel[livekit]"
+        "voice_otel.integrations.livekit needs LiveKit Agents: pip install 'voice-otel[livekit]'"
     ) from exc
 
 from voice_otel._guard import guard
@@ -61,12 +61,15 @@ class SessionInstrumentation:
 
     @property
     def conversation(self) -> Conversation | None:
-        """The session's conversation while it is open."""
+        """The session's conversation while it is open: from its start to its close."""
         return self._tracker.conversation
 
     @property
     def attached(self) -> bool:
-        """Whether the session's events are still being recorded."""
+        """Whether the session's events are listened to: until it closes or :meth:`detach`.
+
+        A session that has not started yet is listened to, and recorded once it starts.
+        """
         return bool(self._listeners)
 
     def detach(self) -> None:
@@ -81,11 +84,22 @@ class SessionInstrumentation:
             self._tracker.close()
 
     def _listen(
-        self, event: str, callback: Callable[[Any], None], on: Callable[..., Any] | None = None
+        self,
+        event: str,
+        callback: Callable[[Any], None],
+        on: Callable[..., Any] | None = None,
+        *,
+        hold: bool = True,
     ) -> None:
+        """Subscribe ``callback``; with ``hold``, events before the session started wait for it."""
+        tracker = self._tracker
+
         def guarded(ev: Any) -> None:
             with guard(f"livekit {event}"):
-                callback(ev)
+                if hold:
+                    tracker.when_started(callback, ev)
+                else:
+                    callback(ev)
 
         (on or self._session.on)(event, guarded)
         self._listeners.append((event, guarded))
@@ -94,22 +108,35 @@ class SessionInstrumentation:
 def instrument_session(
     session: AgentSession, conversation_id: str | None = None, **attributes: Any
 ) -> SessionInstrumentation:
-    """Record voice_otel telemetry for ``session``; one line, before or after it starts.
+    """Record voice_otel telemetry for ``session``; call it before ``start()``.
 
     Example:
         >>> session = AgentSession(stt=stt, llm=llm, tts=tts, vad=vad)
         >>> telemetry = instrument_session(session, conversation_id=ctx.room.name)
         >>> await session.start(agent=Assistant(), room=ctx.room)
 
+    The conversation opens when the session starts and ends when it closes. Called after
+    ``start()``, it records from then on: reports LiveKit sent before (a greeting's TTS
+    request, often) are not seen.
+
     Args:
-        session: the LiveKit Agents session.
+        session: the LiveKit Agents session (not the room).
         conversation_id: ``gen_ai.conversation.id`` of the call (default: a new id).
         **attributes: extra attributes for the ``voice.conversation`` span.
 
     Returns:
         A handle whose ``detach()`` stops the recording. Instrumenting a session twice logs a
-        warning and returns the first handle.
+        warning and returns the first handle; a session already closed logs a warning and gets
+        a handle that records nothing.
+
+    Raises:
+        TypeError: ``session`` is not an ``AgentSession``.
     """
+    if not isinstance(session, AgentSession):
+        raise TypeError(
+            f"instrument_session() takes the AgentSession, got {_type_name(session)}; "
+            "pass the session you call start() on"
+        )
     existing = _sessions.get(session)
     if existing is not None and existing.attached:
         logger.warning("voice_otel: this AgentSession is already instrumented; ignoring")
@@ -117,17 +144,26 @@ def instrument_session(
 
     tracker = SessionTracker(conversation_id, dict(attributes))
     handle = SessionInstrumentation(session, tracker)
+    if _closed(session):
+        logger.warning(
+            "voice_otel: this AgentSession is already closed; nothing is recorded "
+            "(call instrument_session() before start())"
+        )
+        return handle
+
     events: dict[str, Callable[[Any], None]] = {
         "user_state_changed": lambda ev: _user_state(tracker, ev),
-        "agent_state_changed": lambda ev: tracker.agent_state(ev.new_state, ev.created_at),
         "user_input_transcribed": lambda ev: _transcribed(tracker, ev),
         "speech_created": lambda ev: tracker.speech_created(ev.speech_handle.id),
         "conversation_item_added": lambda ev: _item_added(tracker, ev.item),
         "error": lambda ev: _error(tracker, ev),
-        "close": lambda ev: _close(handle, tracker, ev),
     }
     for event, callback in events.items():
         handle._listen(event, callback)
+    # The agent's first state change marks the session started: start() moves it out of
+    # "initializing" once the session runs; a session whose start() fails sends none.
+    handle._listen("agent_state_changed", lambda ev: _agent_state(tracker, ev), hold=False)
+    handle._listen("close", lambda ev: _close(handle, tracker, ev), hold=False)
     # AgentSession.on() logs a deprecation notice for this event, meant for applications that
     # read LiveKit's metrics themselves and should use its per-turn reports instead. Those
     # reports lack what stages need (each request's duration and usage), so the adapter keeps
@@ -135,10 +171,34 @@ def instrument_session(
     register = functools.partial(rtc.EventEmitter.on, session)
     handle._listen("metrics_collected", lambda ev: _metrics(tracker, ev.metrics), on=register)
 
-    with guard("livekit start"):
-        tracker.start()
+    if session.agent_state != "initializing":  # instrumented after start()
+        with guard("livekit start"):
+            tracker.start()
     _sessions[session] = handle
     return handle
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "None"
+    cls = type(value)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _closed(session: AgentSession) -> bool:
+    """The session is closed or closing.
+
+    LiveKit has no public flag for it: its close sets ``_closing`` and only ``start()`` clears
+    it; before any start it is False. The adapters venv's checks fail if that changes.
+    """
+    return getattr(session, "_closing", False) is True
+
+
+def _agent_state(tracker: SessionTracker, ev: Any) -> None:
+    tracker.start()
+    tracker.agent_state(ev.new_state, ev.created_at)
 
 
 def _user_state(tracker: SessionTracker, ev: Any) -> None:

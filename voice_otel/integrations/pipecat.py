@@ -60,7 +60,7 @@ except ImportError as exc:  # pragma: no cover - exercised in the main environme
     if not (exc.name or "").startswith("pipecat"):
         raise
     raise ImportError(
-        "voice_otel.integrations.pipecat needs Pipecat: pip install voice-otel[pipecat]"
+        "voice_otel.integrations.pipecat needs Pipecat: pip install 'voice-otel[pipecat]'"
     ) from exc
 
 from voice_otel._guard import guard
@@ -87,11 +87,19 @@ class VoiceOtelObserver(BaseObserver):
         ...     observers=[VoiceOtelObserver(conversation_id="call-42")],
         ... )
 
+    One observer records one pipeline at a time, from its ``StartFrame``: give every worker an
+    observer of its own (a shared one merges their calls, with a warning). It can be reused
+    for the next run once a run has ended.
+
     Args:
         conversation_id: ``gen_ai.conversation.id`` of the call (default: a new id per run).
         turn_end_timeout: seconds the bot must stay quiet, with no LLM, TTS or function call
-            pending, before its turn is over (a reply may resume after a short gap).
+            pending, before its turn is over (a reply may resume after a short gap; 0 or less
+            ends it as soon as the bot is quiet).
         **attributes: extra attributes for the ``voice.conversation`` span.
+
+    Raises:
+        ConfigurationError: ``turn_end_timeout`` is not a finite number.
     """
 
     def __init__(
@@ -125,6 +133,9 @@ class VoiceOtelObserver(BaseObserver):
         if handler is None:
             return
         with guard("pipecat observer"):
+            if handler is not VoiceOtelObserver._start and not self._tracker.running:
+                self._tracker.not_started()  # added to a pipeline that had already started
+                return
             if self._duplicate(frame):
                 return
             handler(self, data, frame)
@@ -167,8 +178,10 @@ class VoiceOtelObserver(BaseObserver):
     # -- frame handlers -------------------------------------------------------------------
 
     def _start(self, data: Any, frame: Any) -> None:
-        self._offset_ns = None  # a new run starts the pipeline clock again
-        self._tracker.start()
+        if not self._tracker.running:
+            self._offset_ns = None  # a new run starts the pipeline clock again
+            self._siblings.clear()
+        self._tracker.start(frame.id)
 
     def _cancel(self, data: Any, frame: Any) -> None:
         self._tracker.cancelled()
@@ -230,7 +243,8 @@ class VoiceOtelObserver(BaseObserver):
 
     def _tts_text(self, data: Any, frame: Any) -> None:
         key = (id(data.source), getattr(frame, "context_id", None))
-        self._tracker.tts_text(key, frame.text)
+        spaced = bool(getattr(frame, "includes_inter_frame_spaces", False))
+        self._tracker.tts_text(key, frame.text, spaced)
 
     def _tts_stop(self, data: Any, frame: Any) -> None:
         self._tracker.tts_stopped((id(data.source), frame.context_id))
