@@ -117,6 +117,17 @@ def test_promtool_accepts_rules_rendered_with_other_settings(tmp_path: Path) -> 
     assert "rate30s" in (tmp_path / "voice-stages.yml").read_text()
 
 
+def test_promtool_accepts_a_collector_job_with_quotes_and_backslashes(tmp_path: Path) -> None:
+    config = AlertConfig.from_settings({"collector_job": r'otelcol|a"b|c\.d'})
+    write_rule_files(tmp_path, config)
+
+    result = _promtool("check", "rules", *sorted(tmp_path.glob("*.yml")))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    pipeline = (tmp_path / "telemetry-pipeline.yml").read_text()
+    assert r'up{job=~"otelcol|a\"b|c\\.d"} == 0' in pipeline
+
+
 # -- coverage of the promtool tests -----------------------------------------------------------
 
 
@@ -318,6 +329,84 @@ def test_settings_parse_numbers_durations_and_text() -> None:
         AlertConfig.from_settings({"latency_objective": "1"})
 
 
+@pytest.mark.parametrize("name", ["slo_min_turns", "stage_min_calls", "interruption_min_turns"])
+@pytest.mark.parametrize("text", ["1m", "abc", "2.5", ""])
+def test_count_settings_are_whole_numbers_not_durations(name: str, text: str) -> None:
+    assert getattr(AlertConfig.from_settings({name: "60"}), name) == 60
+    with pytest.raises(ValueError, match=rf"^{name}={text!r}: expected a whole number"):
+        AlertConfig.from_settings({name: text})
+
+
+def test_window_settings_take_seconds_or_a_duration() -> None:
+    assert AlertConfig.from_settings({"stage_window_s": "90"}).stage_window_s == 90
+    assert AlertConfig.from_settings({"stage_window_s": "1m30s"}).stage_window_s == 90
+    with pytest.raises(ValueError, match=r"^stage_window_s='2\.5': expected whole seconds or"):
+        AlertConfig.from_settings({"stage_window_s": "2.5"})
+    with pytest.raises(ValueError, match="stage_window_s must be at most"):
+        AlertConfig.from_settings({"stage_window_s": "99999d"})
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("for_scale", "nan"),
+        ("for_scale", "inf"),
+        ("for_scale", "1e308"),
+        ("cost_budget_usd_per_hour", "inf"),
+        ("cost_budget_usd_per_hour", "-inf"),
+        ("llm_ttft_p95_s", "NaN"),
+        ("latency_target", "nan"),
+        ("host_cpu_ratio", "nan"),
+        ("tts_ttfb_p95_s", "fast"),
+    ],
+)
+def test_number_settings_must_be_finite(name: str, text: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{name}"):
+        AlertConfig.from_settings({name: text})
+
+
+def test_a_config_refuses_non_finite_numbers_and_fractional_counts() -> None:
+    with pytest.raises(ValueError, match="for_scale"):
+        AlertConfig(for_scale=float("nan"))
+    with pytest.raises(ValueError, match="cost_budget_usd_per_hour"):
+        AlertConfig(cost_budget_usd_per_hour=float("inf"))
+    with pytest.raises(ValueError, match="stage_min_calls must be a whole number"):
+        AlertConfig(stage_min_calls=2.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("(", "not a valid regular expression"),
+        ("a[", "not a valid regular expression"),
+        ("(?=otelcol)", "Prometheus"),
+        (r"(a)\1", "Prometheus"),
+        ("", "scrape job"),
+        ("a\nb", "control character"),
+        ("{{ x }}", "{{"),
+    ],
+)
+def test_collector_job_must_be_a_regex_prometheus_accepts(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(reason)) as caught:
+        AlertConfig(collector_job=text)
+
+    assert str(caught.value).startswith("collector_job")
+    assert "\n" not in str(caught.value)
+
+
+def test_collector_job_is_quoted_for_promql() -> None:
+    groups = rule_groups(AlertConfig(collector_job='a"b'))
+    (pipeline,) = [g for g in groups if g.name == "voice-telemetry-pipeline"]
+
+    assert 'up{job=~"a\\"b"} == 0\n' in [a.expr for a in pipeline.alerts]
+
+
+@pytest.mark.parametrize("text", ["", "docs /runbooks", "docs\n"])
+def test_runbook_base_url_must_be_one_word(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^runbook_base_url"):
+        AlertConfig(runbook_base_url=text)
+
+
 def test_for_scale_shortens_every_for_but_never_below_one_second() -> None:
     config = AlertConfig(for_scale=0.001)
 
@@ -384,3 +473,47 @@ def test_cli_check_passes_on_the_shipped_files() -> None:
     result = CliRunner().invoke(main, ["rules", "render", "--out", str(RULES), "--check"])
 
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "stage_min_calls=1m",
+        "stage_min_calls=abc",
+        "slo_min_turns=2.5",
+        "interruption_min_turns=1h",
+        "for_scale=nan",
+        "for_scale=1e308",
+        "cost_budget_usd_per_hour=inf",
+        'collector_job=a"b(',
+        "collector_job=(",
+        "stage_window_s=soon",
+        "runbook_base_url=a b",
+    ],
+)
+def test_cli_reports_a_bad_setting_in_one_line(tmp_path: Path, setting: str) -> None:
+    result = CliRunner().invoke(main, ["rules", "render", "--out", str(tmp_path), "--set", setting])
+
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    error = result.output.splitlines()[-1]
+    assert error.startswith("Error: " + setting.partition("=")[0]), result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_a_setting_given_twice(tmp_path: Path) -> None:
+    runner = CliRunner()
+    both = ["--set", "latency_objective_s=2", "--objective", "1"]
+
+    shortcut = runner.invoke(main, ["rules", "render", "--out", str(tmp_path), *both])
+    repeated = runner.invoke(
+        main, ["rules", "render", "--out", str(tmp_path), "--set", "for_scale=2", "--set",
+               "for_scale=3"],
+    )  # fmt: skip
+
+    assert shortcut.exit_code == 2
+    assert "latency_objective_s is set twice" in shortcut.output
+    assert "--objective" in shortcut.output
+    assert repeated.exit_code == 2 and "for_scale is set twice" in repeated.output
+    assert list(tmp_path.iterdir()) == []

@@ -142,6 +142,162 @@ async def test_client_reports_an_unreachable_alertmanager() -> None:
         AlertmanagerClient("127.0.0.1:9093")
 
 
+class StandIn:
+    """A loopback HTTP server that gives every request the same answer, like a wrong URL would."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.content_type = "application/json"
+        self.body = b"[]"
+        self.delay = 0.0
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                time.sleep(stand_in.delay)
+                self.send_response(stand_in.status)
+                self.send_header("Content-Type", stand_in.content_type)
+                self.send_header("Content-Length", str(len(stand_in.body)))
+                self.end_headers()
+                self.wfile.write(stand_in.body)
+
+            do_GET = do_POST = do_DELETE = answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def answers(self, body: Any, content_type: str = "application/json") -> None:
+        self.content_type = content_type
+        self.body = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def stand_in() -> Iterator[StandIn]:
+    server = StandIn()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+HTML_404 = """<!DOCTYPE HTML>
+<html lang="en">
+    <head>
+        <meta charset="utf-8">
+        <title>Error response</title>
+    </head>
+    <body>
+        <h1>Error response</h1>
+        <p>Error code: 404</p>
+        <p>Message: File not found.</p>
+    </body>
+</html>
+"""
+
+_ACK = ["ack", "VoiceHostCpuHigh", "-c", "resizing"]
+
+
+def _one_line_error(result: Any) -> str:
+    """The CLI's error, checked to be a single ``Error:`` line with no traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    (line,) = result.output.splitlines()
+    assert line.startswith("Error: "), line
+    return str(line)
+
+
+@pytest.mark.parametrize(
+    ("command", "body", "content_type", "reason"),
+    [
+        (["list"], [1], "application/json", "answered [1], not a list of alerts"),
+        (["list"], {"data": []}, "application/json", '{"data": []}, not a list of alerts'),
+        (["list"], [{"name": "x"}], "application/json", "not a list of alerts"),
+        (["list"], "<html><body>Hi</body></html>", "text/html", "200 with text/html, not JSON"),
+        (["list"], "", "text/plain", "answered an empty body, not a list of alerts"),
+        (_ACK, {"ok": True}, "application/json", 'answered {"ok": true} without a silenceID'),
+        (_ACK, [], "application/json", "without a silenceID"),
+        (_ACK, "<!DOCTYPE html><p>hello</p>", "text/html", "text/html, not JSON"),
+    ],
+)
+def test_cli_says_when_the_url_is_not_alertmanager(
+    stand_in: StandIn, command: list[str], body: Any, content_type: str, reason: str
+) -> None:
+    stand_in.answers(body, content_type)
+
+    result = CliRunner().invoke(main, ["alerts", "--alertmanager-url", stand_in.url, *command])
+
+    line = _one_line_error(result)
+    assert f"Error: {stand_in.url} does not look like Alertmanager: " in line
+    assert reason in line
+
+
+def test_cli_shortens_an_html_error_page_to_one_line(stand_in: StandIn) -> None:
+    stand_in.status = 404
+    stand_in.answers(HTML_404, "text/html")
+
+    result = CliRunner().invoke(main, ["alerts", "--alertmanager-url", stand_in.url, "list"])
+
+    line = _one_line_error(result)
+    assert "GET /api/v2/alerts" in line and "HTTP 404" in line
+    assert "Message: File not found." in line
+    assert "<" not in line and len(line) < 250
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan"])
+def test_cli_refuses_a_timeout_that_is_not_positive(timeout: str) -> None:
+    result = CliRunner().invoke(main, ["alerts", "--timeout", timeout, "list"])
+
+    assert result.exit_code == 2
+    assert "--timeout" in result.output
+
+
+def test_cli_reports_an_unreachable_alertmanager_in_words() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+
+    result = CliRunner().invoke(main, ["alerts", "--alertmanager-url", url, "list"])
+
+    line = _one_line_error(result)
+    assert line == f"Error: cannot reach Alertmanager at {url}: all connection attempts failed"
+
+
+def test_cli_reports_an_alertmanager_that_does_not_answer_in_time(stand_in: StandIn) -> None:
+    stand_in.delay = 1.0
+
+    result = CliRunner().invoke(
+        main, ["alerts", "--alertmanager-url", stand_in.url, "--timeout", "0.2", "list"]
+    )
+
+    line = _one_line_error(result)
+    assert line == f"Error: Alertmanager at {stand_in.url} did not answer within 0.2s"
+
+
+def test_cli_table_counts_one_alert_in_the_singular(stand_in: StandIn) -> None:
+    alert = {
+        "labels": {"alertname": "VoiceHostCpuHigh", "severity": "warning"},
+        "annotations": {"summary": "CPU busy"},
+        "startsAt": "2025-01-01T00:00:00Z",
+        "status": {"state": "active", "silencedBy": [], "inhibitedBy": []},
+    }
+    stand_in.answers([alert])
+
+    result = CliRunner().invoke(main, ["alerts", "--alertmanager-url", stand_in.url, "list"])
+
+    assert result.exit_code == 0, result.output
+    assert "1 alert (1 active)" in result.output
+
+
 def test_summarize_counts_lifecycle_states_and_severities() -> None:
     alerts = [
         {"labels": {"severity": "critical"}, "status": {"state": "active"}},

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +38,150 @@ def test_an_output_path_the_system_refuses_is_a_one_line_error(
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert f"Error: {blocked}" in result.output
     assert "Traceback" not in result.output
+
+
+# -- voice-otel stack: mistakes caught before anything starts --------------------------------
+
+PROGRAM_ENV = ("COLLECTOR", "JAEGER", "PROMETHEUS", "ALERTMANAGER")
+
+
+@pytest.mark.parametrize("value", ["abc", "-5s", "0s", "1.5s", "5", "1m30s", "5 s"])
+def test_stack_up_rejects_a_bad_scrape_interval_before_starting_anything(
+    tmp_path: Path, value: str
+) -> None:
+    workdir = tmp_path / "run"
+    # Should the check ever go, the stack still must not start here: no programs, free ports.
+    missing = str(tmp_path / "missing")
+    env = {f"VOICE_OTEL_{name}_BIN": missing for name in PROGRAM_ENV}
+    args = ["stack", "up", "--free-ports", "--workdir", str(workdir), "--scrape-interval", value]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '--scrape-interval': unsupported duration {value!r}" in (
+        result.output.replace("\n", " ")
+    )
+    assert "Traceback" not in result.output
+    assert not workdir.exists()  # no program was started, not even a log written
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon"])
+def test_stack_down_takes_a_finite_grace_of_zero_or_more(tmp_path: Path, value: str) -> None:
+    result = CliRunner().invoke(
+        main, ["stack", "down", "--workdir", str(tmp_path), "--grace", value]
+    )
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--grace'" in result.output
+
+
+# -- voice-otel stack: a damaged state.json --------------------------------------------------
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A process that stands in for one of the stack's programs."""
+    proc = subprocess.Popen([shutil.which("sleep") or "/bin/sleep", "300"])
+    _wait_for_exec(proc)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _wait_for_exec(proc: subprocess.Popen[bytes]) -> None:
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while not cmdline.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)  # just after exec the kernel shows an empty command line for a moment
+
+
+def _state_text(proc: subprocess.Popen[bytes]) -> str:
+    """state.json as `stack up` writes it, for one program."""
+    entry = {"url": "http://127.0.0.1:1", "pid": proc.pid, "ready_url": "http://127.0.0.1:1/",
+             "log": "/tmp/x.log", "argv": [str(proc.args[0]), "300"]}  # type: ignore[index]  # fmt: skip
+    return json.dumps({"prometheus": entry}, indent=2)
+
+
+@pytest.mark.parametrize("command", ["status", "up"])
+def test_stack_status_and_up_name_a_damaged_state_file_and_its_pids(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes], command: str
+) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(_state_text(sleeper)[:-10])  # cut short, as by a full disk
+
+    result = CliRunner().invoke(main, ["stack", command, "--workdir", str(tmp_path)])
+
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"Error: {state} is not valid JSON")
+    assert f"pid {sleeper.pid}" in line
+    assert "stack down" in line
+    assert sleeper.poll() is None  # status never stops anything
+    assert state.exists()
+
+
+def test_stack_down_stops_what_a_damaged_state_file_still_names(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    state = tmp_path / "state.json"
+    text = _state_text(sleeper)
+    state.write_text(text[: text.index('"300"')])  # cut short, as by a full disk
+
+    result = CliRunner().invoke(main, ["stack", "down", "--workdir", str(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    assert f"sleep: stopped (pid {sleeper.pid})" in result.output
+    assert "is not valid JSON" in result.output
+    assert sleeper.wait(timeout=10) == -signal.SIGTERM
+    assert not state.exists()
+
+
+def test_stack_down_leaves_a_pid_it_cannot_identify_to_the_user(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    state = tmp_path / "state.json"
+    text = _state_text(sleeper)
+    state.write_text(text[: text.index('"argv"')])  # the program's path is lost
+
+    result = CliRunner().invoke(main, ["stack", "down", "--workdir", str(tmp_path)])
+
+    assert result.exit_code == 1, result.output
+    assert f"not stopped: pid {sleeper.pid}" in result.output
+    assert "by hand" in result.output
+    assert sleeper.poll() is None  # a pid alone may be someone else's process by now
+    assert state.exists()
+
+
+def test_stack_down_knows_a_program_by_its_command_line_pointing_into_the_workdir(
+    tmp_path: Path,
+) -> None:
+    # Prometheus and Alertmanager read their config and data from the workdir.
+    config = f"--config.file={tmp_path}/prometheus.yml"
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", config])
+    try:
+        _wait_for_exec(proc)
+        state = tmp_path / "state.json"
+        state.write_text(f'{{"prometheus": {{"url": "http://127.0.0.1:1", "pid": {proc.pid}, "r')
+
+        result = CliRunner().invoke(main, ["stack", "down", "--workdir", str(tmp_path)])
+
+        assert result.exit_code == 0, result.output
+        assert f"stopped (pid {proc.pid})" in result.output
+        assert proc.wait(timeout=10) == -signal.SIGTERM
+        assert not state.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("text", ["", "garbage", "[1, 2]", '{"collector": 5}'])
+def test_stack_down_with_no_legible_pid_says_to_stop_the_programs_by_hand(
+    tmp_path: Path, text: str
+) -> None:
+    (tmp_path / "state.json").write_text(text)
+
+    for command in ("down", "status"):
+        result = CliRunner().invoke(main, ["stack", command, "--workdir", str(tmp_path)])
+        assert result.exit_code == 1, result.output
+        (line,) = result.output.splitlines()
+        assert line.startswith(f"Error: {tmp_path / 'state.json'} is not")
+        assert "no pids are legible in it" in line and "by hand" in line

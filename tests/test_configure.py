@@ -76,6 +76,17 @@ def speak(text: str) -> Iterator[bytes]:
         yield word.encode()
 
 
+def _names(lines: list[dict[str, Any]], resources: str, scopes: str, items: str) -> set[str]:
+    """Names of the spans or metrics in OTLP-JSON lines."""
+    return {
+        item["name"]
+        for line in lines
+        for resource in line.get(resources, [])
+        for scope in resource[scopes]
+        for item in scope[items]
+    }
+
+
 def _one_turn() -> None:
     with voice_otel.conversation("call-1"), voice_otel.turn():
         list(speak(answer("hello there")))
@@ -628,6 +639,31 @@ def test_shutdown_returns_when_nothing_listens() -> None:
 
     assert flushed is False  # nothing could be delivered: not reported as flushed
     assert _setup.current() is None
+    _wait_for_background_shutdown()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_shutdown_writes_the_file_when_the_collector_is_away(protocol: str, tmp_path: Path) -> None:
+    path = tmp_path / "telemetry.jsonl"
+    voice_otel.configure(
+        otlp_endpoint=f"http://127.0.0.1:{_free_port()}",
+        otlp_protocol=protocol,
+        export_timeout=5,
+        json_path=path,
+        prometheus_port=False,
+        **QUIET,
+    )
+    _one_turn()
+
+    flushed = _call_with_watchdog(voice_otel.shutdown, timeout=2)
+
+    assert flushed is False  # the collector got nothing ...
+    lines = read_lines(path)  # ... and the file everything
+    metric_names = _names(lines, "resourceMetrics", "scopeMetrics", "metrics")
+    assert {Metrics.STAGE_DURATION.name, Metrics.TURN_LATENCY.name} <= metric_names
+    assert {"voice.conversation", "voice.turn"} <= _names(
+        lines, "resourceSpans", "scopeSpans", "spans"
+    )
     _wait_for_background_shutdown()
 
 

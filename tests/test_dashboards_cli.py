@@ -37,6 +37,8 @@ class StandIn:
     url: str
     requests: list[Recorded] = field(default_factory=list)
     status: int = 200
+    reply: bytes | None = None  # instead of Grafana's answer, as a server that is not Grafana
+    content_type: str = "application/json"
 
 
 @pytest.fixture
@@ -61,9 +63,9 @@ def grafana() -> Iterator[StandIn]:
                     "status": "success",
                     "version": 1,
                 }
-            payload = json.dumps(answer).encode()
+            payload = json.dumps(answer).encode() if state.reply is None else state.reply
             self.send_response(state.status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", state.content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -151,13 +153,78 @@ def test_import_rejects_an_unknown_uid_before_sending_anything(grafana: StandIn)
     assert grafana.requests == []
 
 
-def test_import_reports_an_unreachable_grafana() -> None:
+def _one_line_error(result: Any) -> str:
+    """The CLI's error, checked to be a single ``Error:`` line with no traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    (line,) = result.output.splitlines()
+    assert line.startswith("Error: "), line
+    return str(line)
+
+
+def test_import_reports_an_unreachable_grafana_in_words() -> None:
     result = CliRunner().invoke(
         main, ["dashboards", "import", "--url", "http://127.0.0.1:9", "--token", "t"]
     )
 
-    assert result.exit_code == 1
-    assert "unreachable" in result.output
+    line = _one_line_error(result)
+    assert line.startswith("Error: cannot reach Grafana at http://127.0.0.1:9: "), line
+    assert "Error(" not in line and "Errno" not in line
+
+
+@pytest.mark.parametrize(
+    ("reply", "content_type", "reason"),
+    [
+        (b"<!DOCTYPE html><html><body>Hello</body></html>", "text/html", "text/html, not JSON"),
+        (b"[1]", "application/json", "db answered [1], not a dashboard import result"),
+        (b'{"ok": true}', "application/json", 'db answered {"ok": true}, not a dashboard import'),
+        (b"", "text/plain", "db answered an empty body, not"),
+    ],
+)
+def test_import_says_when_the_url_is_not_grafana(
+    grafana: StandIn, reply: bytes, content_type: str, reason: str
+) -> None:
+    grafana.reply, grafana.content_type = reply, content_type
+
+    result = CliRunner().invoke(
+        main, ["dashboards", "import", "--url", grafana.url, "--token", "t"]
+    )
+
+    line = _one_line_error(result)
+    assert line.startswith(f"Error: {grafana.url} does not look like Grafana: "), line
+    assert reason in line
+    assert len(grafana.requests) == 1
+
+
+def test_import_shortens_an_html_error_page_to_one_line(grafana: StandIn) -> None:
+    grafana.status = 404
+    grafana.content_type = "text/html"
+    grafana.reply = b"<!DOCTYPE html>\n<html>\n<head><title>404</title></head>\n<body>\n" + (
+        b"<h1>Not Found</h1>\n<p>The requested URL was not found on this server.</p>\n" * 20
+    )
+
+    result = CliRunner().invoke(
+        main, ["dashboards", "import", "--url", grafana.url, "--token", "t"]
+    )
+
+    line = _one_line_error(result)
+    assert "HTTP 404 Not Found The requested URL" in line
+    assert "<" not in line and len(line) < 250
+
+
+def test_import_refuses_a_url_without_a_scheme() -> None:
+    result = CliRunner().invoke(
+        main, ["dashboards", "import", "--url", "localhost:3000", "--token", "t"]
+    )
+
+    assert result.exit_code == 2
+    assert "--url" in result.output and "http://" in result.output
+
+
+def test_import_help_names_both_environment_variables() -> None:
+    result = CliRunner().invoke(main, ["dashboards", "import", "--help"])
+
+    assert "GRAFANA_URL" in result.output and "GRAFANA_TOKEN" in result.output
 
 
 def test_export_writes_the_json_files_and_check_accepts_them(tmp_path: Path) -> None:
@@ -184,6 +251,16 @@ def test_export_check_fails_on_a_hand_edited_file(tmp_path: Path) -> None:
 
     assert checked.exit_code == 1
     assert "voice-api" in checked.output
+
+
+def test_export_check_of_a_missing_directory_says_so(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+
+    result = CliRunner().invoke(main, ["dashboards", "export", "--out", str(missing), "--check"])
+
+    assert result.exit_code == 1
+    assert f"{missing} is not a directory" in result.output
+    assert "out of date" not in result.output
 
 
 def test_list_prints_uid_and_title() -> None:

@@ -35,6 +35,17 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+def _no_env() -> dict[str, str | None]:
+    """CliRunner env that hides the settings of the shell running the tests."""
+    names = ("OTEL_EXPORTER_OTLP_ENDPOINT", "VOICE_OTEL_JSON_PATH", "VOICE_OTEL_PROMETHEUS_PORT")
+    return dict.fromkeys(names)
+
+
+def _scratch_outputs(tmp_path: Path) -> list[str]:
+    """Options that keep a demo run off the default port and out of the working directory."""
+    return ["--prometheus-port", "0", "--json-path", str(tmp_path / "t.jsonl")]
+
+
 def _json_lines(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(spans, metrics) of an OTLP-JSON lines file."""
     spans: list[dict[str, Any]] = []
@@ -143,8 +154,87 @@ def test_demo_says_which_option_to_change_when_its_port_is_taken(tmp_path: Path)
         result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert str(port) in result.output
-    assert "--prometheus-port 0" in result.output
+    assert "--prometheus-port 0" in result.output and "--no-prometheus" in result.output
+    assert "prometheus_port" not in result.output  # the Python spelling has no place here
     assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def no_conversation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo CLI without its engines: what it prints around an empty conversation."""
+    from voice_otel.demo import _cli
+
+    monkeypatch.setattr(_cli, "build_pipeline", lambda *args: None)
+    monkeypatch.setattr(_cli, "run_demo", lambda *args: [])
+
+
+@pytest.mark.usefixtures("no_conversation")
+def test_demo_says_which_option_to_change_when_its_file_cannot_be_written() -> None:
+    args = ["demo", "--json-path", "/proc/x.jsonl", "--prometheus-port", "0"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "--json-path '/proc/x.jsonl' cannot be written" in result.output
+    assert "--no-json" in result.output
+    assert "json_path" not in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("no_conversation")
+def test_demo_no_json_and_no_prometheus_switch_the_embedded_default_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["demo", "--no-json", "--no-prometheus"], env=_no_env())
+    assert result.exit_code == 0, result.output
+    assert "OTLP-JSON" not in result.output and "Prometheus text" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--no-json", "--json-path", "t.jsonl"], ["--no-prometheus", "--prometheus-port", "0"]],
+)
+@pytest.mark.usefixtures("no_conversation")
+def test_demo_refuses_an_output_switched_off_and_on(args: list[str]) -> None:
+    result = CliRunner().invoke(main, ["demo", *args])
+    assert result.exit_code == 2
+    assert "exclude each other" in result.output
+
+
+@pytest.mark.usefixtures("no_conversation")
+def test_demo_says_where_the_json_file_is_as_an_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # scripts/demo runs in the checkout, not where it was started
+    args = ["demo", "--json-path", "t.jsonl", "--prometheus-port", "0"]
+    result = CliRunner().invoke(main, args, env=_no_env())
+    assert result.exit_code == 0, result.output
+    assert f"OTLP-JSON lines in {tmp_path / 't.jsonl'}" in result.output.replace("\n", "")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["agent\nsecond line", "agent\tx", "agent\x1b[31m", "a" * 256, "", "   "],
+    ids=["newline", "tab", "escape", "too-long", "empty", "blank"],
+)
+@pytest.mark.usefixtures("no_conversation")
+def test_demo_rejects_a_service_name_no_backend_would_show_right(
+    tmp_path: Path, value: str
+) -> None:
+    args = ["demo", "--service-name", value, *_scratch_outputs(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--service-name'" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+@pytest.mark.usefixtures("no_conversation")
+def test_demo_keep_serving_takes_a_finite_number_of_seconds(tmp_path: Path, value: str) -> None:
+    args = ["demo", "--keep-serving", value, *_scratch_outputs(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--keep-serving'" in result.output
 
 
 def test_demo_fails_when_every_turn_fails(tmp_path: Path) -> None:
@@ -160,6 +250,42 @@ def test_demo_fails_when_every_turn_fails(tmp_path: Path) -> None:
     assert (tmp_path / "t.jsonl").stat().st_size > 0  # the failures' telemetry is written
 
 
+class _NotOpenAI(BaseHTTPRequestHandler):
+    """Answers every request 200 with a body that is not an OpenAI event stream."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "7")
+        self.end_headers()
+        self.wfile.write(b"garbage")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def test_demo_fails_when_the_llm_endpoint_does_not_speak_openai_streaming(
+    tmp_path: Path,
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotOpenAI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    args = ["demo", "--turns", "1", "-q", "--llm-url", url, "--llm-model", "m",
+            "--prometheus-port", "0", "--json-path", str(tmp_path / "t.jsonl")]  # fmt: skip
+    try:
+        result = CliRunner().invoke(main, args, env={"VOICE_OTEL_DEMO_LLM_URL": None})
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert result.exit_code == 1, result.output
+    assert "every turn failed (ProviderError: " in result.output
+    assert "not a stream of server-sent events" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_demo_stopped_by_ctrl_c_says_where_the_telemetry_went(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,16 +299,21 @@ def test_demo_stopped_by_ctrl_c_says_where_the_telemetry_went(
     args = ["demo", "--prometheus-port", "0", "--json-path", str(json_path)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 130, result.output
-    assert "stopped (Ctrl-C)" in result.output
-    assert str(json_path) in result.output.replace("\n", "")
-    assert "Aborted" not in result.output
+    output = result.output.replace("\n", "")
+    assert "stopped (Ctrl-C)" in output
+    assert f"written to {json_path}" in output
+    # /metrics ends with the process: it is not where the telemetry can be found afterwards.
+    assert "/metrics was served only while the demo ran" in output
+    assert "Prometheus text at" not in output
+    assert "Aborted" not in output
 
 
 def test_demo_help_lists_its_options() -> None:
     result = CliRunner().invoke(main, ["demo", "--help"])
     assert result.exit_code == 0
     for flag in ("--turns", "--json-path", "--prometheus-port", "--otlp-endpoint",
-                 "--service-name", "--keep-serving", "--quiet", "--llm-url"):  # fmt: skip
+                 "--service-name", "--keep-serving", "--quiet", "--llm-url", "--no-json",
+                 "--no-prometheus"):  # fmt: skip
         assert flag in result.output
 
 

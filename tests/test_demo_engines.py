@@ -186,9 +186,15 @@ def test_local_answer_survives_misrecognition_and_says_what_it_is() -> None:
 class _Server:
     """A one-route HTTP/1.1 server on 127.0.0.1 answering chat completions with canned SSE."""
 
-    def __init__(self, status: int = 200, events: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int = 200,
+        events: list[str] | None = None,
+        raw: tuple[str, bytes] | None = None,
+    ) -> None:
         self.status = status
         self.events = events or []
+        self.raw = raw  # (content type, body) answered as they are
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.port = 0
         self._server: asyncio.AbstractServer | None = None
@@ -213,7 +219,9 @@ class _Server:
         headers = {k.lower(): v for k, v in headers.items()}
         body = json.loads(await reader.readexactly(int(headers["content-length"])))
         self.requests.append((headers, body))
-        if self.status == 200:
+        if self.raw is not None:
+            kind, payload = self.raw
+        elif self.status == 200:
             payload = "".join(f"data: {e}\n\n" for e in self.events).encode()
             kind = "text/event-stream"
         else:
@@ -296,6 +304,37 @@ async def test_openai_compatible_unreachable_is_unavailable() -> None:
         await _collect(llm, TokenUsage())
 
 
+_SSE = "text/event-stream"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (("text/plain", b"garbage"), "answered text/plain, not a stream of server-sent events"),
+        (("text/html; charset=utf-8", b"<html>"), "not a stream of server-sent events"),
+        (("application/json", b'{"id": "x", "choices": []}'), "not a stream of server-sent"),
+        ((_SSE, b"garbage\n\n"), "no chat completion chunks"),
+        ((_SSE, b'data: {"text": "hello"}\n\ndata: [DONE]\n\n'), "no chat completion chunks"),
+        ((_SSE, b"data: [DONE]\n\n"), "no chat completion chunks"),
+        ((_SSE, b"data: garbage\n\n"), "malformed stream chunk"),
+        ((_SSE, b'data: {"choices": "hello"}\n\n'), "malformed stream chunk"),
+        ((_SSE, b'data: {"choices": [{"delta": "hello"}]}\n\n'), "malformed stream chunk"),
+        ((_SSE, b'data: {"choices": [{"delta": {"content": 7}}]}\n\n'), "malformed stream"),
+        ((_SSE, b'data: {"choices": [], "usage": {"prompt_tokens": "x"}}\n\n'), "malformed"),
+    ],
+    ids=["plain", "html", "json", "no-data", "no-choices", "only-done", "not-json",
+         "choices-not-list", "delta-not-object", "content-not-text", "usage-not-number"],
+)  # fmt: skip
+async def test_openai_compatible_answer_that_is_not_openai_streaming_is_an_error(
+    raw: tuple[str, bytes], message: str
+) -> None:
+    async with _Server(raw=raw) as server:
+        llm = OpenAICompatibleLLM(server.url, "tiny-model")
+        with pytest.raises(ProviderError, match=message) as caught:
+            await _collect(llm, TokenUsage())
+    assert not isinstance(caught.value, ProviderUnavailable)  # retrying will not help
+
+
 def test_openai_compatible_settings() -> None:
     assert completions_url("http://h/v1/") == "http://h/v1/chat/completions"
     assert completions_url("http://h/v1/chat/completions") == "http://h/v1/chat/completions"
@@ -338,11 +377,24 @@ async def test_pipeline_traces_an_openai_compatible_endpoint(
     assert voice_otel.current_turn() is None
 
 
-@pytest.mark.parametrize(("status", "attempts"), [(503, 2), (400, 1)])
+@pytest.mark.parametrize(
+    ("status", "raw", "attempts", "error"),
+    [
+        (503, None, 2, "503"),
+        (400, None, 1, "400"),
+        (200, ("text/plain", b"garbage"), 1, "not a stream of server-sent events"),
+    ],
+)
 async def test_pipeline_retries_an_unavailable_endpoint_once_and_moves_on(
-    otel: Captured, stt: PocketsphinxSTT, tts: EspeakTTS, status: int, attempts: int
+    otel: Captured,
+    stt: PocketsphinxSTT,
+    tts: EspeakTTS,
+    status: int,
+    raw: tuple[str, bytes] | None,
+    attempts: int,
+    error: str,
 ) -> None:
-    async with _Server(status=status) as server:
+    async with _Server(status=status, raw=raw) as server:
         llm = OpenAICompatibleLLM(server.url, "tiny-model")
         pipeline = VoicePipeline(stt, llm, tts)
         plan = DemoPlan(turns=2, failing_turn=None, barge_in_turn=None)
@@ -355,7 +407,7 @@ async def test_pipeline_retries_an_unavailable_endpoint_once_and_moves_on(
     assert len(server.requests) == 2 * attempts
     for result in results:  # the call goes on after a failed turn
         assert result.llm_attempts == attempts
-        assert result.error is not None and str(status) in result.error
+        assert result.error is not None and error in result.error
         assert result.record is not None and result.record.outcome == "error"
     chats = otel.spans(SpanName.stage(GenAI.OP_CHAT, "tiny-model"))
     assert len(chats) == 2 * attempts

@@ -121,6 +121,7 @@ def test_png_screenshot_shows_the_charts(chromium: str, tmp_path: Path) -> None:
     )
 
     assert result.exit_code == 0, result.output
+    assert result.output == f"wrote {html} and {png}\n"  # both as given
     width, height, rows = read_png(png)
     assert width >= 960 and height >= 800
     pixels: Counter[tuple[int, int, int]] = Counter()

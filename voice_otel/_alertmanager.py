@@ -29,7 +29,11 @@ Example::
 
 from __future__ import annotations
 
+import html
+import json
 import logging
+import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -56,7 +60,7 @@ class AlertmanagerError(Exception):
 
 
 class AlertmanagerUnavailable(AlertmanagerError):
-    """Alertmanager could not be reached, timed out, or failed with a server error."""
+    """Alertmanager could not be reached, timed out or failed, or the URL is not Alertmanager."""
 
 
 class AlertmanagerClient:
@@ -71,6 +75,8 @@ class AlertmanagerClient:
     def __init__(self, base_url: str, timeout: float = 2.0) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"Alertmanager URL must start with http:// or https://: {base_url!r}")
+        if not 0 < timeout < math.inf:  # also refuses NaN
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
@@ -95,12 +101,12 @@ class AlertmanagerClient:
             "inhibited": _flag(inhibited),
         }
         body = await self._request("GET", "/api/v2/alerts", params=params)
-        return list(body or [])
+        return self._objects(body, "GET /api/v2/alerts", "alerts", "labels")
 
     async def silences(self) -> list[dict[str, Any]]:
         """Every silence Alertmanager knows, including expired ones (``status.state``)."""
         body = await self._request("GET", "/api/v2/silences")
-        return list(body or [])
+        return self._objects(body, "GET /api/v2/silences", "silences", "matchers")
 
     async def silence(
         self, matchers: Mapping[str, str], comment: str, created_by: str, duration_s: float
@@ -140,7 +146,11 @@ class AlertmanagerClient:
             "comment": comment,
         }
         body = await self._request("POST", "/api/v2/silences", json=payload)
-        silence_id = str(body["silenceID"])
+        if not isinstance(body, dict) or not isinstance(body.get("silenceID"), str):
+            raise self._not_alertmanager(
+                f"POST /api/v2/silences answered {_json_excerpt(body)} without a silenceID"
+            )
+        silence_id = body["silenceID"]
         logger.info("created Alertmanager silence %s for %s", silence_id, dict(matchers))
         return silence_id
 
@@ -154,26 +164,42 @@ class AlertmanagerClient:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 response = await client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
-            raise AlertmanagerUnavailable(f"Alertmanager at {self.base_url}: {exc!r}") from exc
+            message = describe_failure(exc, f"Alertmanager at {self.base_url}", self.timeout)
+            raise AlertmanagerUnavailable(message) from exc
 
+        status = f"HTTP {response.status_code} {body_excerpt(response)}".rstrip()
         if response.status_code >= 500:
             raise AlertmanagerUnavailable(
-                f"Alertmanager at {self.base_url} answered {response.status_code}: "
-                f"{response.text.strip()[:200]}"
+                f"Alertmanager at {self.base_url} failed {method} {path}: {status}"
             )
         if response.status_code >= 400:
-            raise AlertmanagerError(
-                f"Alertmanager rejected {method} {path} ({response.status_code}): "
-                f"{response.text.strip()[:200]}"
-            )
+            # Shown by the FastAPI /alerts endpoint too, so it leaves the address out. A 404 on
+            # DELETE is an unknown silence; elsewhere the API itself is missing.
+            missing = response.status_code == 404 and method != "DELETE"
+            hint = " (is this Alertmanager's address?)" if missing else ""
+            raise AlertmanagerError(f"Alertmanager rejected {method} {path}: {status}{hint}")
         if not response.content:
             return None
         try:
             return response.json()
         except ValueError as exc:
-            raise AlertmanagerUnavailable(
-                f"Alertmanager at {self.base_url} sent a body that is not JSON"
+            kind = response.headers.get("content-type", "").partition(";")[0] or "a body"
+            raise self._not_alertmanager(
+                f"{method} {path} answered {response.status_code} with {kind}, not JSON"
             ) from exc
+
+    def _objects(self, body: Any, request: str, noun: str, key: str) -> list[dict[str, Any]]:
+        """``body`` if it is a list of objects that each have ``key``; else not Alertmanager."""
+        if not isinstance(body, list) or not all(
+            isinstance(item, dict) and key in item for item in body
+        ):
+            raise self._not_alertmanager(
+                f"{request} answered {_json_excerpt(body)}, not a list of {noun}"
+            )
+        return body
+
+    def _not_alertmanager(self, reason: str) -> AlertmanagerUnavailable:
+        return AlertmanagerUnavailable(f"{self.base_url} does not look like Alertmanager: {reason}")
 
 
 def lifecycle_state(alert: Mapping[str, Any]) -> str:
@@ -216,3 +242,49 @@ def _flag(value: bool) -> str:
 
 def _timestamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def describe_failure(exc: httpx.HTTPError, service: str, timeout: float) -> str:
+    """One line on a request that got no answer: ``cannot reach <service>: <reason>``.
+
+    ``service`` names the server and its address, e.g. ``Grafana at http://localhost:3000``.
+    """
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"cannot reach {service}: no connection within {timeout:g}s"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{service} did not answer within {timeout:g}s"
+    reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    reason = re.sub(r"^\[Errno -?\d+\]\s*", "", reason)  # "[Errno 111] Connection refused"
+    reason = reason[:1].lower() + reason[1:] if reason else type(exc).__name__
+    return f"cannot reach {service}: {reason}"
+
+
+_HTML_HIDDEN = re.compile(r"(?is)<(head|script|style)\b.*?</\1\s*>")
+_HTML_TAG = re.compile(r"(?s)<[^>]*>")
+
+
+def body_excerpt(response: httpx.Response, limit: int = 100) -> str:
+    """The gist of an error answer on one line: an HTML page's text, a JSON ``message``."""
+    text = response.text
+    if "html" in response.headers.get("content-type", "") or text.lstrip().startswith("<"):
+        text = html.unescape(_HTML_TAG.sub(" ", _HTML_HIDDEN.sub(" ", text)))
+    else:
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            text = body["message"]
+        elif isinstance(body, str):
+            text = body
+    return _shorten(" ".join(text.split()), limit)
+
+
+def _json_excerpt(body: Any, limit: int = 60) -> str:
+    if body is None:
+        return "an empty body"
+    return _shorten(json.dumps(body), limit)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."

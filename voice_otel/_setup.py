@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -194,15 +195,9 @@ def _build(s: Settings) -> Telemetry:
         readers.append(reader)
         closers.append(reader)
 
-    if s.otlp_endpoint:
-        span_exp, metric_exp = _otlp_exporters(s)
-        span_exporters.append(span_exp)
-        readers.append(
-            PeriodicExportingMetricReader(
-                metric_exp, export_interval_millis=interval_ms, export_timeout_millis=timeout_ms
-            )
-        )
-
+    # The local file before the network: the providers flush and shut down their processors
+    # and readers in this order, so a collector that is away cannot use up shutdown's time
+    # before the file has what it is owed.
     json_path = None
     if file is not None:
         json_path = file.path
@@ -210,6 +205,15 @@ def _build(s: Settings) -> Telemetry:
         readers.append(
             PeriodicExportingMetricReader(
                 JsonLinesMetricExporter(file), export_interval_millis=interval_ms
+            )
+        )
+
+    if s.otlp_endpoint:
+        span_exp, metric_exp = _otlp_exporters(s)
+        span_exporters.append(span_exp)
+        readers.append(
+            PeriodicExportingMetricReader(
+                metric_exp, export_interval_millis=interval_ms, export_timeout_millis=timeout_ms
             )
         )
 
@@ -301,18 +305,29 @@ def _shutdown_locked(timeout: float) -> bool:
         return True
     _current = None
     _runtime.use_providers(None, None)
-    done = threading.Event()
+    deadline = time.monotonic() + timeout
 
-    def work() -> None:
+    def flush_traces() -> None:
         with _guard.guard("shutdown"):
             telemetry.tracer_provider.force_flush(int(timeout * 1000))
             telemetry.tracer_provider.shutdown()
-            telemetry.meter_provider.shutdown(timeout_millis=timeout * 1000)
-        done.set()
 
-    # A daemon thread: an unreachable collector cannot hold the process past the timeout.
-    threading.Thread(target=work, name="voice-otel-shutdown", daemon=True).start()
-    finished = done.wait(timeout)
+    def flush_metrics() -> None:
+        with _guard.guard("shutdown"):
+            telemetry.meter_provider.shutdown(timeout_millis=timeout * 1000)
+
+    # Daemon threads: an unreachable collector cannot hold the process past the timeout. Traces
+    # and metrics side by side, so spans stuck on the way to a collector do not keep the final
+    # metrics from the file or the collector.
+    workers = [
+        threading.Thread(target=work, name="voice-otel-shutdown", daemon=True)
+        for work in (flush_traces, flush_metrics)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    finished = not any(worker.is_alive() for worker in workers)
     if not finished:
         logger.warning(
             "voice_otel: shutdown timed out after %.1fs; unsent telemetry dropped", timeout

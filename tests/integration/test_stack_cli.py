@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -85,3 +87,45 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def test_stack_down_stops_what_a_cut_short_state_file_still_names(tmp_path: Path) -> None:
+    require("collector", "jaeger", "prometheus")
+    workdir = tmp_path / "run"
+    path = workdir / "state.json"
+    up = cli("up", "--free-ports", "--no-alertmanager", "--workdir", str(workdir))
+    state = json.loads(path.read_text()) if path.exists() else {}
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert list(state)[-1] == "prometheus"
+        # Cut short in the last program's entry, before its path: only its pid is legible.
+        text = path.read_text()
+        path.write_text(text[: text.rindex('"argv"')])
+
+        status = cli("status", "--workdir", str(workdir))
+        assert status.returncode == 1
+        assert f"{path} is not valid JSON" in status.stderr
+        assert all(str(entry["pid"]) in status.stderr for entry in state.values())
+
+        down = cli("down", "--workdir", str(workdir))
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "is not valid JSON" in down.stderr
+        for entry in state.values():
+            # Prometheus is known by its command line, which points into the workdir.
+            program = Path(entry["argv"][0]).name
+            assert f"{program}: stopped (pid {entry['pid']})" in down.stdout, down.stdout
+            assert not _runs(entry)
+        assert not path.exists()
+    finally:
+        for entry in state.values():
+            if _runs(entry):
+                os.kill(entry["pid"], signal.SIGKILL)
+
+
+def _runs(entry: dict[str, Any]) -> bool:
+    """Whether the program of a state entry still runs (not exited, not a recycled pid)."""
+    try:
+        cmdline = Path(f"/proc/{entry['pid']}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return cmdline[0].decode() == entry["argv"][0]

@@ -15,6 +15,7 @@ import yaml
 
 from voice_otel.stack import (
     BinaryNotFound,
+    LocalStack,
     ManagedProcess,
     StackStartError,
     find,
@@ -22,7 +23,7 @@ from voice_otel.stack import (
     parse_otlp_json,
     render_prometheus_config,
 )
-from voice_otel.stack._components import COLLECTOR_EXPORTER_JOB
+from voice_otel.stack._components import COLLECTOR_EXPORTER_JOB, duration_seconds
 
 
 def http_server(tmp_path: Path, port: int) -> ManagedProcess:
@@ -137,6 +138,28 @@ def test_rendered_prometheus_config_resolves_the_shipped_rule_glob() -> None:
     assert "alerting" not in config
     assert all(Path(pattern).is_absolute() for pattern in config["rule_files"])
     assert any(pattern.endswith("rules/*.yml") for pattern in config["rule_files"])
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("500ms", 0.5), ("1s", 1.0), ("15s", 15.0), ("5m", 300.0), ("2h", 7200.0)],
+)
+def test_durations_are_read_as_prometheus_and_the_collector_read_them(
+    value: str, seconds: float
+) -> None:
+    assert duration_seconds(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["abc", "-5s", "0s", "1.5s", "5", "1m30s", " 5s", "1d", ""])
+def test_local_stack_refuses_a_bad_interval_before_starting_anything(
+    tmp_path: Path, value: str
+) -> None:
+    workdir = tmp_path / "run"
+    with pytest.raises(ValueError, match="unsupported duration"):
+        LocalStack(workdir, scrape_interval=value)
+    with pytest.raises(ValueError, match="unsupported duration"):
+        LocalStack(workdir, scrape_interval="1s", evaluation_interval=value)
+    assert not workdir.exists()
 
 
 def test_render_refuses_a_prometheus_config_without_the_collector_jobs(tmp_path: Path) -> None:

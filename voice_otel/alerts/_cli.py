@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,33 @@ DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
-def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
-    settings = {}
+def _settings(pairs: tuple[str, ...], shortcuts: dict[str, tuple[str, object]]) -> dict[str, str]:
+    """``--set`` pairs plus the shortcut options given, each setting at most once."""
+    settings: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
+        name = name.strip()
         if not sep or not name:
             raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--set")
-        settings[name.strip()] = value.strip()
+        if name in settings:
+            raise click.UsageError(f"{name} is set twice (--set {name}=...); give it once")
+        settings[name] = value.strip()
+    for name, (option, given) in shortcuts.items():
+        if given is None:
+            continue
+        if name in settings:
+            raise click.UsageError(
+                f"{name} is set twice, by {option} {given} and by --set {name}={settings[name]}; "
+                "give it once"
+            )
+        settings[name] = str(given)
     return settings
+
+
+def _positive_seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not 0 < value < math.inf:  # also refuses NaN
+        raise click.BadParameter(f"must be a number of seconds above 0, got {value}")
+    return value
 
 
 @click.group("rules")
@@ -72,14 +92,14 @@ def render_command(
 
     Example: voice-otel rules render --objective 1.5 --target 0.99 --out /etc/prometheus/rules
     """
-    settings = _settings(pairs)
-    for name, value in (
-        ("latency_objective_s", objective),
-        ("latency_target", target),
-        ("runbook_base_url", runbook_base_url),
-    ):
-        if value is not None:
-            settings[name] = str(value)
+    settings = _settings(
+        pairs,
+        {
+            "latency_objective_s": ("--objective", objective),
+            "latency_target": ("--target", target),
+            "runbook_base_url": ("--runbook-base-url", runbook_base_url),
+        },
+    )
     try:
         config = AlertConfig.from_settings(settings)
     except ValueError as exc:
@@ -116,7 +136,14 @@ def render_command(
     show_default=True,
     help="Alertmanager's address (env VOICE_OTEL_ALERTMANAGER_URL).",
 )
-@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds per request.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=5.0,
+    show_default=True,
+    callback=_positive_seconds,
+    help="Seconds per request (more than 0).",
+)
 @click.pass_context
 def alerts_command(ctx: click.Context, alertmanager_url: str, timeout: float) -> None:
     """Alerts in Alertmanager: list them, acknowledge one with a silence."""
@@ -207,7 +234,9 @@ def _print_table(alerts: list[dict[str, Any]]) -> None:
 
     summary = summarize(alerts)
     counts = ", ".join(f"{n} {state}" for state, n in summary["by_state"].items() if n)
-    table = Table(title=f"{summary['total']} alerts" + (f" ({counts})" if counts else ""))
+    total = summary["total"]
+    title = f"{total} alert" if total == 1 else f"{total} alerts"
+    table = Table(title=title + (f" ({counts})" if counts else ""))
     for column in ("state", "severity", "alert", "component", "stage", "since", "summary"):
         table.add_column(column)
 

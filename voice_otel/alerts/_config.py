@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from voice_otel._contract import VOICE_LATENCY_BUCKETS
-from voice_otel.alerts._promql import parse_duration
+from voice_otel.alerts._promql import check_regex, parse_duration
 
 DEFAULT_RUNBOOK_BASE_URL = "docs/runbooks/"
+
+# Upper bounds that keep every rendered number and duration one Prometheus can parse, and far
+# beyond anything sensible.
+_MAX_WINDOW_S = 365 * 86400
+_MAX_COUNT = 10**9
+_MAX_FOR_SCALE = 100.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class AlertConfig:
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
 
     def __post_init__(self) -> None:
+        self._check_types_and_bounds()
         if self.latency_objective_s not in VOICE_LATENCY_BUCKETS:
             raise ValueError(
                 f"latency_objective_s={self.latency_objective_s} is not a bucket boundary of "
@@ -102,8 +111,40 @@ class AlertConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not self.collector_job:
-            raise ValueError("collector_job must name the collector's scrape job")
+        if self.for_scale > _MAX_FOR_SCALE:
+            raise ValueError(
+                f"for_scale multiplies every `for`; it must be at most {_MAX_FOR_SCALE:g}, "
+                f"got {self.for_scale:g}"
+            )
+        _check_collector_job(self.collector_job)
+        if not self.runbook_base_url or any(
+            c.isspace() or not c.isprintable() for c in self.runbook_base_url
+        ):
+            raise ValueError(
+                "runbook_base_url must be a URL or path without spaces, e.g. "
+                f"https://github.com/<org>/<repo>/blob/main/docs/runbooks/; got "
+                f"{self.runbook_base_url!r}"
+            )
+
+    def _check_types_and_bounds(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(f.default, str):
+                if not isinstance(value, str):
+                    raise ValueError(f"{f.name} must be text, got {value!r}")
+            elif isinstance(f.default, int):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"{f.name} must be a whole number, got {value!r}")
+                if f.name.endswith("_s") and value > _MAX_WINDOW_S:
+                    raise ValueError(f"{f.name} must be at most 365d, got {value} seconds")
+                if value > _MAX_COUNT:
+                    raise ValueError(f"{f.name} must be at most {_MAX_COUNT}, got {value}")
+            elif (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
 
     @property
     def error_budget(self) -> float:
@@ -123,28 +164,65 @@ class AlertConfig:
         }
 
     @classmethod
-    def from_settings(cls, settings: dict[str, str]) -> AlertConfig:
+    def from_settings(cls, settings: Mapping[str, str]) -> AlertConfig:
         """Build a config from ``name=value`` text settings (the CLI's ``--set``).
 
-        Durations (fields ending in ``_s`` that are whole seconds) also accept ``5m``, ``1h``.
+        Windows (whole-second fields ending in ``_s``) take seconds or a duration like ``5m``,
+        ``1h``; counts (``slo_min_turns``, ``stage_min_calls``, ``interruption_min_turns``) take
+        whole numbers; the other numbers take finite decimals.
 
         Raises:
-            ValueError: An unknown name or a value of the wrong type.
+            ValueError: An unknown name or a bad value; the message names the setting.
         """
         fields = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
         for name, text in settings.items():
             if name not in fields:
                 raise ValueError(f"unknown setting {name!r}; known: {', '.join(sorted(fields))}")
-            default = fields[name].default
-            try:
-                if isinstance(default, str):
-                    values[name] = text
-                elif isinstance(default, int):
-                    values[name] = int(text) if text.isdigit() else parse_duration(text)
-                else:
-                    values[name] = float(text)
-            except ValueError as exc:
-                kind = "a number" if isinstance(default, float) else "a duration"
-                raise ValueError(f"{name}={text!r}: expected {kind} ({exc})") from None
+            values[name] = _parse_setting(name, text, fields[name].default)
         return cls(**values)
+
+
+def _parse_setting(name: str, text: str, default: object) -> Any:
+    if isinstance(default, str):
+        return text
+    if isinstance(default, int) and name.endswith("_s"):
+        try:
+            return int(text) if text.isdigit() else parse_duration(text)
+        except ValueError:
+            raise ValueError(
+                f"{name}={text!r}: expected whole seconds or a positive duration like 30s, 5m, "
+                "1h30m"
+            ) from None
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(
+                f"{name}={text!r}: expected a whole number, e.g. {name}={default}"
+            ) from None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={text!r}: expected a finite number, e.g. {name}={default}")
+    return value
+
+
+def _check_collector_job(job: str) -> None:
+    if not job:
+        raise ValueError(
+            "collector_job must name the collector's scrape job (a regex, e.g. otelcol|collector)"
+        )
+    if any(not c.isprintable() for c in job):
+        raise ValueError(f"collector_job={job!r} must not contain a control character")
+    if "{{" in job or "}}" in job:
+        raise ValueError(
+            f"collector_job={job!r} must not contain {{{{ or }}}}: alert descriptions show it "
+            "and are templates"
+        )
+    try:
+        check_regex(job)
+    except ValueError as exc:
+        raise ValueError(f"collector_job={job!r}: {exc}") from None

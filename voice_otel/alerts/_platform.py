@@ -16,7 +16,7 @@ from __future__ import annotations
 from voice_otel._contract import prometheus_name
 from voice_otel.alerts._config import AlertConfig
 from voice_otel.alerts._model import AlertRule, RecordingRule, RuleGroup
-from voice_otel.alerts._promql import duration, number
+from voice_otel.alerts._promql import duration, number, string
 
 _SIGNALS = ("spans", "metric_points", "log_records")
 _QUEUE_SIZE = "otelcol_exporter_queue_size"
@@ -47,7 +47,7 @@ def _per_signal(outcome: str, window: str, by: str) -> RecordingRule:
 
 def pipeline_group(config: AlertConfig) -> RuleGroup:
     """Collector down or gone, exporters failing to send, exporter queues filling up."""
-    job = f'job=~"{config.collector_job}"'
+    job = f"job=~{string(config.collector_job)}"
     labels = {"component": "otel-collector"}
     down_for = config.for_(120)
     absent_for = config.for_(300)
@@ -84,7 +84,7 @@ def pipeline_group(config: AlertConfig) -> RuleGroup:
                 severity="critical",
                 summary="No OpenTelemetry Collector target is known to Prometheus.",
                 description=(
-                    f'No scrape target matches job=~"{config.collector_job}" '
+                    f"No scrape target matches {job} "
                     f"(absent = {{{{ $value }}}}) for {duration(absent_for)}: the collector "
                     "vanished from service discovery or the scrape configuration."
                 ),

@@ -50,6 +50,35 @@ def number(value: float) -> str:
     return repr(rounded)
 
 
+def string(value: str) -> str:
+    """``value`` as a double-quoted PromQL string literal (``a"b`` -> ``"a\\"b"``)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+# What Python's re accepts but RE2 (Prometheus' regex engine) does not: lookaround, atomic
+# groups, conditionals, backreferences and possessive quantifiers. Escaped pairs come first so
+# that ``\\1`` (a backslash, then 1) is not read as a backreference.
+_NOT_RE2 = re.compile(r"\\[^1-9]|(\(\?(?:[=!>(]|<[=!]|P=)|\\[1-9]|[*+?}]\+)")
+
+
+def check_regex(text: str) -> None:
+    """Refuse a regex Prometheus cannot use in a ``=~`` matcher.
+
+    Raises:
+        ValueError: Python cannot compile it, or it uses a construct RE2 lacks.
+    """
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression ({exc})") from None
+    if any(match.group(1) for match in _NOT_RE2.finditer(text)):
+        raise ValueError(
+            "Prometheus regular expressions (RE2) have no lookaround, backreferences, atomic "
+            "groups or possessive quantifiers"
+        )
+
+
 def le_matcher(bound: float) -> str:
     """Match a histogram bucket's ``le`` label whichever exporter wrote it.
 

@@ -41,6 +41,11 @@ def list_command() -> None:
 def export_command(out: Path, check: bool) -> None:
     """Render every dashboard to normalised JSON (sorted keys, two-space indent)."""
     if check:
+        if not out.is_dir():
+            raise click.ClickException(
+                f"no dashboards to check: {out} is not a directory (give --out, or run "
+                "without --check to write them)"
+            )
         stale = [
             s["uid"]
             for s in list_dashboards()
@@ -58,7 +63,9 @@ def export_command(out: Path, check: bool) -> None:
 
 
 @dashboards_command.command("import")
-@click.option("--url", envvar="GRAFANA_URL", required=True, help="Grafana base URL.")
+@click.option(
+    "--url", envvar="GRAFANA_URL", required=True, help="Grafana base URL (or GRAFANA_URL)."
+)
 @click.option(
     "--token",
     envvar="GRAFANA_TOKEN",
@@ -68,7 +75,14 @@ def export_command(out: Path, check: bool) -> None:
 @click.option("--folder-uid", default=None, help="Existing folder to import into.")
 @click.option("--uid", "uids", multiple=True, help="Only this dashboard (repeatable).")
 def import_command(url: str, token: str, folder_uid: str | None, uids: tuple[str, ...]) -> None:
-    """Create or update the dashboards in Grafana through POST /api/dashboards/db."""
+    """Create or update the dashboards in Grafana through POST /api/dashboards/db.
+
+    The URL and token may come from GRAFANA_URL and GRAFANA_TOKEN instead.
+    """
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter(
+            f"must start with http:// or https://, got {url!r}", param_hint="--url"
+        )
     known = {s["uid"] for s in list_dashboards()}
     unknown = [u for u in uids if u not in known]
     if unknown:

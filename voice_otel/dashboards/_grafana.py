@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
 
+from voice_otel._alertmanager import body_excerpt, describe_failure
 from voice_otel.dashboards._catalog import get_dashboard, list_dashboards
 
 logger = logging.getLogger(__name__)
 
 
 class GrafanaImportError(RuntimeError):
-    """Grafana refused a dashboard or could not be reached."""
+    """Grafana refused a dashboard, could not be reached, or the URL is not Grafana."""
 
 
 def import_dashboards(
@@ -41,13 +43,18 @@ def import_dashboards(
         Grafana's answer for each dashboard (``uid``, ``url``, ``version``, ``status``).
 
     Raises:
-        GrafanaImportError: Grafana is unreachable or answered with an error.
+        ValueError: ``url`` does not start with ``http://`` or ``https://``.
+        GrafanaImportError: Grafana is unreachable, answered with an error, or ``url`` answers
+            but is not Grafana.
     """
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"Grafana URL must start with http:// or https://: {url!r}")
+    base_url = url.rstrip("/")
     chosen = list(uids) if uids is not None else [d["uid"] for d in list_dashboards()]
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     results = []
     with httpx.Client(
-        base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        base_url=base_url, headers=headers, timeout=timeout, transport=transport
     ) as client:
         for uid in chosen:
             dashboard = get_dashboard(uid)
@@ -62,12 +69,31 @@ def import_dashboards(
             try:
                 response = client.post("/api/dashboards/db", json=payload)
             except httpx.HTTPError as exc:
-                raise GrafanaImportError(f"Grafana at {url} is unreachable: {exc}") from exc
+                message = describe_failure(exc, f"Grafana at {base_url}", timeout)
+                raise GrafanaImportError(message) from exc
             if response.status_code >= 400:
-                raise GrafanaImportError(
-                    f"Grafana refused {uid}: HTTP {response.status_code} {response.text[:300]}"
-                )
-            answer: dict[str, Any] = response.json()
+                status = f"HTTP {response.status_code} {body_excerpt(response)}".rstrip()
+                hint = " (is this Grafana's address?)" if response.status_code == 404 else ""
+                raise GrafanaImportError(f"Grafana refused {uid}: {status}{hint}")
+            answer = _import_result(response, base_url)
             logger.info("imported dashboard %s (version %s)", uid, answer.get("version"))
             results.append(answer)
     return results
+
+
+def _import_result(response: httpx.Response, base_url: str) -> dict[str, Any]:
+    """Grafana's answer to one import, or an error saying the URL is not Grafana."""
+    request = "POST /api/dashboards/db answered"
+    try:
+        answer = response.json() if response.content else None
+    except ValueError:
+        kind = response.headers.get("content-type", "").partition(";")[0] or "a body"
+        reason = f"{request} {response.status_code} with {kind}, not JSON"
+    else:
+        if isinstance(answer, dict) and "uid" in answer and "status" in answer:
+            return answer
+        shown = "an empty body" if answer is None else json.dumps(answer)
+        if len(shown) > 60:
+            shown = shown[:57].rstrip() + "..."
+        reason = f"{request} {shown}, not a dashboard import result"
+    raise GrafanaImportError(f"{base_url} does not look like Grafana: {reason}")

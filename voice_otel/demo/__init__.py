@@ -2,8 +2,8 @@
 
 Speech recognition is pocketsphinx, speech synthesis is espeak-ng (both from PyPI wheels, no
 model download), and the LLM is any OpenAI-compatible endpoint or a small local responder.
-Install with ``pip install 'voice-otel[demo]'`` and run ``voice-otel demo``. Each engine also
-works on its own, without voice_otel.
+Install with ``pip install -e ".[demo]"`` in a checkout and run ``voice-otel demo``. Each engine
+also works on its own, without voice_otel.
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import time
+import unicodedata
 from collections.abc import Sequence
 
 import click
@@ -16,6 +19,39 @@ from voice_otel.demo._pipeline import DemoPlan, TurnResult
 from voice_otel.demo._run import build_pipeline, run_demo
 
 API_KEY_ENV = "VOICE_OTEL_DEMO_LLM_API_KEY"
+MAX_SERVICE_NAME = 255
+
+# configure() speaks Python in its errors; say the same with the demo's options.
+_CLI_SPELLING = (
+    ("prometheus_port=0", "--prometheus-port 0"),
+    ("prometheus_port=False", "--no-prometheus"),
+    ("json_path=False", "--no-json"),
+)
+_CLI_NAMES = re.compile(r"\b(json_path|prometheus_port|otlp_endpoint|otlp_protocol|service_name)\b")
+
+
+def _service_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    # configure() takes any non-empty string; a newline would split the name in every backend.
+    if not value.strip():
+        raise click.BadParameter("must not be empty")
+    if len(value) > MAX_SERVICE_NAME:
+        raise click.BadParameter(f"too long ({len(value)} characters, at most {MAX_SERVICE_NAME})")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise click.BadParameter(f"{value!r} contains a control character (newline, tab, ...)")
+    return value
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number of seconds")
+    return value
+
+
+def _cli_hint(message: str) -> str:
+    """A configure() error in the demo's own terms (``--no-json``, not ``json_path=False``)."""
+    for python, option in _CLI_SPELLING:
+        message = message.replace(python, option)
+    return _CLI_NAMES.sub(lambda m: "--" + m.group(1).replace("_", "-"), message)
 
 
 @click.command("demo")
@@ -32,12 +68,14 @@ API_KEY_ENV = "VOICE_OTEL_DEMO_LLM_API_KEY"
     help="OTLP-JSON lines file for spans and metrics "
     "[default without --otlp-endpoint: voice-otel-telemetry.jsonl].",
 )
+@click.option("--no-json", is_flag=True, help="Write no JSON lines file.")
 @click.option(
     "--prometheus-port",
     type=click.IntRange(min=0, max=65535),
     help="Port of the embedded /metrics server, 0 for any free port "
     "[default without --otlp-endpoint: 9464].",
 )
+@click.option("--no-prometheus", is_flag=True, help="Serve no /metrics endpoint.")
 @click.option(
     "--otlp-endpoint",
     envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -53,11 +91,13 @@ API_KEY_ENV = "VOICE_OTEL_DEMO_LLM_API_KEY"
     "--service-name",
     default="voice-otel-demo",
     show_default=True,
+    callback=_service_name,
     help="service.name of the telemetry.",
 )
 @click.option(
     "--keep-serving",
     type=click.FloatRange(min=0),
+    callback=_finite,
     default=0,
     metavar="SECONDS",
     help="Keep /metrics up this long after the run, for scraping.",
@@ -85,7 +125,9 @@ API_KEY_ENV = "VOICE_OTEL_DEMO_LLM_API_KEY"
 def demo_command(
     turns: int,
     json_path: str | None,
+    no_json: bool,
     prometheus_port: int | None,
+    no_prometheus: bool,
     otlp_endpoint: str | None,
     otlp_protocol: str | None,
     service_name: str,
@@ -102,6 +144,10 @@ def demo_command(
     and in another the caller talks over the bot. Telemetry goes to the embedded /metrics
     server and a JSON lines file, or to a collector with --otlp-endpoint.
     """
+    if no_json and json_path:
+        raise click.UsageError("--json-path and --no-json exclude each other")
+    if no_prometheus and prometheus_port is not None:
+        raise click.UsageError("--prometheus-port and --no-prometheus exclude each other")
     console = Console(quiet=quiet)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         # Piped or in a CI log: Rich would assume 80 columns and fold the table into a tower.
@@ -115,14 +161,13 @@ def demo_command(
             service_name=service_name,
             otlp_endpoint=otlp_endpoint or None,
             otlp_protocol=otlp_protocol,
-            prometheus_port=prometheus_port,
-            json_path=json_path,
+            prometheus_port=False if no_prometheus else prometheus_port,
+            json_path=False if no_json else json_path,
         )
-    except (ValueError, RuntimeError, voice_otel.ConfigurationError) as exc:
-        message = str(exc)
-        if "prometheus_port" in message:  # the SDK speaks Python; say it as an option
-            message += " (here: --prometheus-port 0 for a free port, or another port)"
-        raise click.ClickException(message) from exc
+    except voice_otel.ConfigurationError as exc:
+        raise click.ClickException(_cli_hint(str(exc))) from exc
+    except (ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
     try:
         with console.status(f"talking: {turns} turns"):
@@ -130,13 +175,11 @@ def demo_command(
                 results = run_demo(DemoPlan.for_turns(turns), pipeline)
             except KeyboardInterrupt:
                 # The conversation and turn spans ended as interrupted; shutdown flushes them.
-                went = "; ".join(telemetry.describe())
-                console.print(f"stopped (Ctrl-C); what was recorded goes to: {went}")
+                console.print(_stopped(telemetry), highlight=False)
                 raise SystemExit(130) from None
         console.print(_dialogue(results))
         console.print(_table(results))
-        destinations = telemetry.describe()
-        for line in destinations:
+        for line in _destinations(telemetry):
             console.print(f"telemetry -> {line}", highlight=False)
         trace_id = next((r.record.trace_id for r in results if r.record), None)
         if trace_id:
@@ -154,7 +197,36 @@ def demo_command(
     failed = [r for r in results if r.error]
     if failed and len(failed) == len(results):
         # The telemetry of the failures is written, but the pipeline itself did not work.
-        raise click.ClickException(f"every turn failed ({failed[0].error}); see the table above")
+        see = "" if quiet else "; see the table above"
+        raise click.ClickException(f"every turn failed ({failed[0].error}){see}")
+
+
+def _destinations(telemetry: voice_otel.Telemetry) -> list[str]:
+    """Where the telemetry went, with the JSON lines file as an absolute path."""
+    lines = telemetry.describe()
+    path = telemetry.json_path
+    if path is None or path.is_absolute():
+        return lines
+    # `scripts/demo` runs in the checkout, not where it was started: say where the file is.
+    return [
+        line.removesuffix(str(path)) + str(path.absolute()) if line.endswith(str(path)) else line
+        for line in lines
+    ]
+
+
+def _stopped(telemetry: voice_otel.Telemetry) -> str:
+    """What Ctrl-C leaves behind: the file and the collector keep it, /metrics is gone."""
+    kept = []
+    if telemetry.json_path is not None:
+        kept.append(f"written to {telemetry.json_path.absolute()}")
+    if endpoint := telemetry.settings.otlp_endpoint:
+        kept.append(f"sent to {endpoint} (OTLP {telemetry.settings.otlp_protocol})")
+    message = "stopped (Ctrl-C); the telemetry recorded so far is " + (
+        " and ".join(kept) if kept else "not kept anywhere"
+    )
+    if telemetry.prometheus_url:
+        message += f"; {telemetry.prometheus_url} was served only while the demo ran"
+    return message
 
 
 def _wait(seconds: float) -> None:

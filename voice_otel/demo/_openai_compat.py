@@ -26,6 +26,8 @@ from voice_otel.demo._llm import (
 
 logger = logging.getLogger(__name__)
 
+_BASE_HINT = "; is the URL an OpenAI-compatible API base, such as http://HOST:PORT/v1?"
+
 # Hosts whose provider name (gen_ai.provider.name) and prices are known.
 _KNOWN_HOSTS = {"api.openai.com": "openai", "api.groq.com": "groq"}
 
@@ -92,7 +94,9 @@ class OpenAICompatibleLLM:
 
         Raises:
             ProviderUnavailable: connection failure, timeout, HTTP 429 or 5xx.
-            ProviderError: any other non-200 answer or a malformed stream.
+            ProviderError: any other non-200 answer, or an answer that is not an OpenAI
+                chat completions stream (not server-sent events, malformed chunks, no
+                ``choices``).
         """
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._timeout)
@@ -104,28 +108,36 @@ class OpenAICompatibleLLM:
             "max_tokens": self.max_tokens,
         }
         reported = False
+        completions = 0
         text_len = 0
         try:
             async with self._client.stream(
                 "POST", self.url, json=body, headers=self._headers
             ) as response:
                 await _check_status(response, self.url)
+                await _check_event_stream(response, self.url)
                 async for data in _sse_data(response):
                     if data == "[DONE]":
                         break
                     chunk = _parse(data)
                     counts = chunk.get("usage")
                     if isinstance(counts, dict):
-                        usage.input_tokens = int(counts.get("prompt_tokens") or 0)
-                        usage.output_tokens = int(counts.get("completion_tokens") or 0)
+                        usage.input_tokens = _count(counts, "prompt_tokens", data)
+                        usage.output_tokens = _count(counts, "completion_tokens", data)
                         reported = True
-                    for choice in chunk.get("choices") or ():
-                        piece = (choice.get("delta") or {}).get("content")
-                        if piece:
-                            text_len += len(piece)
-                            if not reported:
-                                usage.output_tokens += estimate_tokens(piece)
-                            yield piece
+                    if "choices" in chunk:
+                        completions += 1
+                    for piece in _pieces(chunk, data):
+                        text_len += len(piece)
+                        if not reported:
+                            usage.output_tokens += estimate_tokens(piece)
+                        yield piece
+                if not completions:
+                    # 200 and events, but none a chat completion chunk: some other API.
+                    raise ProviderError(
+                        f"{self.url} streamed no chat completion chunks (no 'choices'): "
+                        f"not an OpenAI-compatible chat completions endpoint{_BASE_HINT}"
+                    )
         except httpx.TransportError as exc:
             raise ProviderUnavailable(f"{type(exc).__name__} talking to {self.url}") from exc
         finally:
@@ -151,6 +163,19 @@ async def _check_status(response: httpx.Response, url: str) -> None:
     raise ProviderError(message)
 
 
+async def _check_event_stream(response: httpx.Response, url: str) -> None:
+    """A 200 that is not server-sent events is some other API (or a web page), not an error."""
+    kind = response.headers.get("content-type", "")
+    if kind.split(";")[0].strip().lower() == "text/event-stream":
+        return
+    detail = (await response.aread())[:200].decode("utf-8", "replace").strip()
+    raise ProviderError(
+        f"{url} answered {kind or 'without a content type'}, not a stream of server-sent "
+        f"events (text/event-stream): {detail!r}"
+        f"{_BASE_HINT}"
+    )
+
+
 async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
     """The ``data:`` payloads of a server-sent event stream (multi-line events joined)."""
     lines: list[str] = []
@@ -169,9 +194,38 @@ def _parse(data: str) -> dict[str, Any]:
     try:
         chunk = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise ProviderError(f"malformed stream chunk: {data[:80]!r}") from exc
+        raise _malformed(data) from exc
     if not isinstance(chunk, dict):
-        raise ProviderError(f"malformed stream chunk: {data[:80]!r}")
+        raise _malformed(data)
     if "error" in chunk:
         raise ProviderError(f"stream error: {str(chunk['error'])[:200]}")
     return chunk
+
+
+def _pieces(chunk: dict[str, Any], data: str) -> list[str]:
+    """The text of a chunk's ``choices[].delta.content``; anything else there is malformed."""
+    choices = chunk.get("choices") or []
+    if not isinstance(choices, list):
+        raise _malformed(data)
+    pieces = []
+    for choice in choices:
+        delta = (choice.get("delta") or {}) if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            raise _malformed(data)
+        piece = delta.get("content")
+        if piece is not None and not isinstance(piece, str):
+            raise _malformed(data)
+        if piece:
+            pieces.append(piece)
+    return pieces
+
+
+def _count(counts: dict[str, Any], name: str, data: str) -> int:
+    value = counts.get(name) or 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _malformed(data)
+    return value
+
+
+def _malformed(data: str) -> ProviderError:
+    return ProviderError(f"malformed stream chunk: {data[:80]!r}")

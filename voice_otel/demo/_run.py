@@ -30,7 +30,7 @@ def build_pipeline(
     Raises:
         ValueError: ``llm_url`` is set without ``llm_model`` or the reverse, or is not an
             http(s) URL.
-        RuntimeError: an engine is not installed (``pip install 'voice-otel[demo]'``).
+        RuntimeError: an engine is not installed (``pip install -e ".[demo]"``).
     """
     llm: ChatEngine
     if llm_url:

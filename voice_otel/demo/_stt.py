@@ -33,13 +33,14 @@ class PocketsphinxSTT:
                 another model); the defaults use the model in the wheel.
 
         Raises:
-            RuntimeError: pocketsphinx is not installed (``pip install voice-otel[demo]``).
+            RuntimeError: pocketsphinx is not installed (``pip install -e ".[demo]"``).
         """
         try:
             from pocketsphinx import Decoder
         except ImportError as exc:
             raise RuntimeError(
-                "the demo's speech-to-text needs pocketsphinx: pip install 'voice-otel[demo]'"
+                "the demo's speech-to-text needs pocketsphinx: "
+                "pip install -e '.[demo]' in a voice-otel checkout"
             ) from exc
         config.setdefault("loglevel", "FATAL")
         # Fewer active HMMs per frame: two to three times faster on a small CPU, and on the

@@ -1,6 +1,6 @@
 """Offline text-to-speech with espeak-ng, from the ``espeakng-loader`` wheel, driven by ctypes.
 
-The wheel carries ``libespeak-ng.so`` and its voice data, so ``pip install voice-otel[demo]``
+The wheel carries ``libespeak-ng.so`` and its voice data, so ``pip install -e ".[demo]"``
 is enough: no system package, no download. The library is initialised once per process in
 synchronous mode with a callback that collects 16-bit PCM; :meth:`EspeakTTS.stream` synthesises
 one sentence at a time and hands the audio out in fixed-size chunks, so the first chunk is ready
@@ -44,7 +44,8 @@ class _Library:
             import espeakng_loader
         except ImportError as exc:
             raise RuntimeError(
-                "the demo's text-to-speech needs espeakng-loader: pip install 'voice-otel[demo]'"
+                "the demo's text-to-speech needs espeakng-loader: "
+                "pip install -e '.[demo]' in a voice-otel checkout"
             ) from exc
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 import click
 
 from voice_otel.report._otlp import ReportSourceError, load_json_lines
-from voice_otel.report._png import ScreenshotError
+from voice_otel.report._paths import unwritable_reason
+from voice_otel.report._png import ScreenshotError, check_png_path
 from voice_otel.report._prometheus import load_prometheus
 from voice_otel.report._write import write_report
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    # FloatRange lets nan and inf through: nan compares false with every bound.
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number of seconds")
+    return value
+
+
+def _png_name(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None:
+        try:
+            check_png_path(value)
+        except ScreenshotError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
 
 
 @click.command("report")
@@ -26,6 +44,7 @@ from voice_otel.report._write import write_report
     type=click.FloatRange(min=0, min_open=True),
     default=3600.0,
     show_default=True,
+    callback=_finite,
     help="Prometheus: seconds back.",
 )
 @click.option(
@@ -33,6 +52,7 @@ from voice_otel.report._write import write_report
     type=click.FloatRange(min=1),
     default=60.0,
     show_default=True,
+    callback=_finite,
     help="Prometheus: seconds per bar.",
 )
 @click.option("--job", default=None, help="Prometheus: regex on the job (service.name) label.")
@@ -40,6 +60,7 @@ from voice_otel.report._write import write_report
     "--objective",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
+    callback=_finite,
     help="Latency objective in seconds to draw (default: from the spans; none for Prometheus).",
 )
 @click.option("--title", default="Voice latency report", show_default=True)
@@ -56,6 +77,7 @@ from voice_otel.report._write import write_report
     "png",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
+    callback=_png_name,
     help="Also write a PNG screenshot (needs Chromium).",
 )
 def report_command(
@@ -92,4 +114,6 @@ def report_command(
         html_file, png_file = write_report(data, out, png)
     except (ReportSourceError, ScreenshotError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # the page itself: the PNG's failures are ScreenshotErrors
+        raise click.ClickException(f"cannot write {out}: {unwritable_reason(out, exc)}") from exc
     click.echo(f"wrote {html_file}" + (f" and {png_file}" if png_file else ""))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from voice_otel.report._paths import unwritable_reason
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +32,26 @@ def find_chromium() -> str | None:
         if found:
             return found
     return None
+
+
+def check_png_path(png_path: str | Path) -> None:
+    """Fail before rendering when Chromium would not write ``png_path`` as a PNG.
+
+    Raises:
+        ScreenshotError: the name does not end in ``.png``.
+    """
+    if Path(png_path).suffix.lower() != ".png":
+        raise ScreenshotError(f"{png_path}: a PNG file name must end in .png")
+
+
+def _chromium_says(stderr: str) -> str:
+    """The last thing Chromium complained about, without its process/time prefix or D-Bus noise."""
+    lines = []
+    for line in stderr.splitlines():
+        message = re.sub(r"^\[[^\]]*\]\s*", "", line.strip())
+        if message and "dbus" not in line.lower():
+            lines.append(message)
+    return lines[-1] if lines else "no message"
 
 
 def headless_args(browser: str, profile: str) -> list[str]:
@@ -60,8 +83,10 @@ def screenshot(
     """Render ``html_path`` in headless Chromium and save a ``width`` x ``height`` PNG.
 
     Raises:
-        ScreenshotError: no Chromium, it failed, or it wrote no image.
+        ScreenshotError: ``png_path`` does not end in ``.png`` or cannot be written, no
+            Chromium, it failed, or it wrote no image.
     """
+    check_png_path(png_path)
     browser = find_chromium()
     if browser is None:
         raise ScreenshotError(
@@ -70,8 +95,13 @@ def screenshot(
         )
     source = Path(html_path).resolve()
     target = Path(png_path).resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.unlink(missing_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ScreenshotError(
+            f"cannot write {png_path}: {unwritable_reason(png_path, exc)}"
+        ) from exc
     with tempfile.TemporaryDirectory(prefix="voice-otel-chromium-") as profile:
         command = [
             *headless_args(browser, profile),
@@ -86,7 +116,7 @@ def screenshot(
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ScreenshotError(f"Chromium did not finish: {exc}") from exc
     if not target.is_file() or target.stat().st_size == 0:
-        tail = (done.stderr or "").strip().splitlines()[-3:]
-        raise ScreenshotError(f"Chromium wrote no screenshot (exit {done.returncode}): {tail}")
+        said = _chromium_says(done.stderr or "")
+        raise ScreenshotError(f"Chromium wrote no screenshot (exit {done.returncode}): {said}")
     logger.info("report: screenshot %s", target)
     return target

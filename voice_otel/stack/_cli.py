@@ -8,6 +8,7 @@ kept in ``<workdir>/state.json`` for ``status`` and ``down``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import time
@@ -20,12 +21,31 @@ from rich.console import Console
 from rich.table import Table
 
 from voice_otel.stack._binaries import BinaryNotFound, cache_dir
+from voice_otel.stack._components import duration_seconds
 from voice_otel.stack._local import LocalStack
 from voice_otel.stack._process import StackStartError
+from voice_otel.stack._state import STATE_FILE, StateUnreadable, read_state
 
 __all__ = ["stack_command"]
 
-_STATE = "state.json"
+
+class _Duration(click.ParamType):
+    """A Prometheus duration (``15s``, ``500ms``, ``1m``), checked before anything starts."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            duration_seconds(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return str(value)
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number of seconds")
+    return value
 
 
 def _default_workdir() -> Path:
@@ -33,21 +53,50 @@ def _default_workdir() -> Path:
 
 
 def _read_state(workdir: Path) -> dict[str, dict[str, Any]]:
+    """The state file of ``workdir``; a damaged one is a one-line error that says what to do."""
     try:
-        return dict(json.loads((workdir / _STATE).read_text()))
-    except FileNotFoundError:
-        return {}
+        return read_state(workdir)
+    except StateUnreadable as exc:
+        raise click.ClickException(_unreadable(exc, workdir)) from exc
+
+
+def _unreadable(exc: StateUnreadable, workdir: Path) -> str:
+    if not exc.programs:
+        return (
+            f"{exc.path} is {exc.reason}; no pids are legible in it: if the stack's programs "
+            "still run, stop them by hand (otelcol-voice, jaeger, prometheus, alertmanager), "
+            "then delete the file"
+        )
+    pids = ", ".join(str(pid) for pid, _ in exc.programs)
+    label = "pid" if len(exc.programs) == 1 else "pids"
+    return (
+        f"{exc.path} is {exc.reason}; the stack's programs may still run ({label} {pids}): "
+        f"`voice-otel stack down --workdir {workdir}` stops those it can identify; "
+        "stop any others by hand"
+    )
+
+
+def _cmdline(pid: int) -> list[str]:
+    """The running command line of ``pid``; empty when it is gone (or a zombie)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0")] if raw else []
 
 
 def _alive(pid: int | None, argv: list[str] | None) -> bool:
     """Whether ``pid`` is still the program we started (not a recycled pid)."""
     if not pid or not argv:
         return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return cmdline[0].decode(errors="replace") == argv[0]
+    cmdline = _cmdline(pid)
+    return bool(cmdline) and cmdline[0] == argv[0]
+
+
+def _names_workdir(cmdline: list[str], workdir: Path) -> bool:
+    """Whether a command line points into ``workdir`` (Prometheus and Alertmanager do)."""
+    prefixes = {f"{workdir}/", f"{workdir.absolute()}/"}
+    return any(prefix in arg for arg in cmdline[1:] for prefix in prefixes)
 
 
 def _ready(url: str | None) -> bool:
@@ -81,7 +130,13 @@ def stack_command() -> None:
     is_flag=True,
     help="Pick free ports instead of the defaults (4317, 16686, 9090, ...).",
 )
-@click.option("--scrape-interval", default="15s", show_default=True)
+@click.option(
+    "--scrape-interval",
+    type=_Duration(),
+    default="15s",
+    show_default=True,
+    help="Prometheus scrape and rule evaluation interval, e.g. 5s, 500ms, 1m.",
+)
 def up_command(
     workdir: Path | None, alertmanager: bool, free_ports: bool, scrape_interval: str
 ) -> None:
@@ -104,7 +159,7 @@ def up_command(
         raise click.ClickException(str(exc)) from exc
 
     info = stack.describe()
-    (workdir / _STATE).write_text(json.dumps(info, indent=2))
+    (workdir / STATE_FILE).write_text(json.dumps(info, indent=2))
     _print_table(info, {name: (True, True) for name in info})
     click.echo(
         f"SDK: voice_otel.configure(otlp_endpoint={stack.otlp_endpoint!r}, otlp_protocol='grpc')"
@@ -131,11 +186,22 @@ def status_command(workdir: Path | None) -> None:
 
 @stack_command.command("down")
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False), default=None)
-@click.option("--grace", default=10.0, show_default=True, help="Seconds before SIGKILL.")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    callback=_finite,
+    default=10.0,
+    show_default=True,
+    help="Seconds before SIGKILL.",
+)
 def down_command(workdir: Path | None, grace: float) -> None:
     """Stop the programs `stack up` started (SIGTERM, then SIGKILL after --grace)."""
     workdir = workdir or _default_workdir()
-    state = _read_state(workdir)
+    try:
+        state = read_state(workdir)
+    except StateUnreadable as exc:
+        _down_from_damaged_state(exc, workdir, grace)
+        return
     if not state:
         click.echo(f"nothing to stop: no stack started from {workdir}")
         return
@@ -143,20 +209,52 @@ def down_command(workdir: Path | None, grace: float) -> None:
     order = sorted(state, key=lambda name: (name != "collector", name))
     for name in order:
         entry = state[name]
-        pid, argv = entry.get("pid"), entry.get("argv")
-        if pid is None or not _alive(pid, argv):
-            click.echo(f"{name}: not running")
-            continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while _alive(pid, argv) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid, argv):
-            os.kill(pid, signal.SIGKILL)
-            click.echo(f"{name}: killed (pid {pid})")
+        _stop(name, entry.get("pid"), entry.get("argv"), grace)
+    (workdir / STATE_FILE).unlink(missing_ok=True)
+
+
+def _down_from_damaged_state(exc: StateUnreadable, workdir: Path, grace: float) -> None:
+    """Stop what a damaged state file still identifies; keep it if anything is left to do."""
+    if not exc.programs:
+        raise click.ClickException(_unreadable(exc, workdir)) from exc
+    click.echo(f"warning: {exc.path} is {exc.reason}; stopping the pids legible in it", err=True)
+
+    unknown = []
+    programs = sorted(exc.programs, key=lambda p: not Path(p[1] or "").name.startswith("otelcol"))
+    for pid, argv0 in programs:
+        cmdline = _cmdline(pid)
+        if argv0 is None and _names_workdir(cmdline, workdir):
+            argv0 = cmdline[0]  # its path is lost, but it runs on this workdir's files
+        if argv0 is not None:
+            _stop(Path(argv0).name, pid, [argv0], grace)
+        elif cmdline:
+            unknown.append(str(pid))
         else:
-            click.echo(f"{name}: stopped (pid {pid})")
-    (workdir / _STATE).unlink(missing_ok=True)
+            click.echo(f"pid {pid}: not running")
+
+    if unknown:
+        raise click.ClickException(
+            f"not stopped: pid {', '.join(unknown)}, whose program is not legible in "
+            f"{exc.path}, so it may be another program by now; stop it by hand if it is the "
+            "stack's, then delete the file"
+        )
+    exc.path.unlink(missing_ok=True)
+    click.echo(f"removed {exc.path}")
+
+
+def _stop(name: str, pid: int | None, argv: list[str] | None, grace: float) -> None:
+    if pid is None or not _alive(pid, argv):
+        click.echo(f"{name}: not running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _alive(pid, argv) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid, argv):
+        os.kill(pid, signal.SIGKILL)
+        click.echo(f"{name}: killed (pid {pid})")
+    else:
+        click.echo(f"{name}: stopped (pid {pid})")
 
 
 def _print_table(info: dict[str, dict[str, Any]], health: dict[str, tuple[bool, bool]]) -> None:

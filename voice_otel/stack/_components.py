@@ -10,6 +10,7 @@ The collector and Jaeger read the shipped YAML files as they are, with ports pas
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ ALERTMANAGER_DEFAULT_PORT = 9093
 # Scrape jobs of collector/prometheus.yml that the stack points at its own collector.
 COLLECTOR_EXPORTER_JOB = "voice-otel-collector"
 COLLECTOR_TELEMETRY_JOB = "otelcol"
+
+_DURATION = re.compile(r"([0-9]+)(ms|s|m|h)")
+_DURATION_UNITS: Mapping[str, float] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def _ports(defaults: Mapping[str, int], use_defaults: bool) -> dict[str, int]:
@@ -315,12 +319,21 @@ def render_prometheus_config(
 
 
 def duration_seconds(duration: str) -> float:
-    """Seconds in a Prometheus-style duration such as ``500ms``, ``1s`` or ``5m``."""
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for suffix in ("ms", "s", "m", "h"):
-        if duration.endswith(suffix):
-            return float(duration[: -len(suffix)]) * units[suffix]
-    raise ValueError(f"unsupported duration {duration!r}: use e.g. 1s, 500ms, 1m")
+    """Seconds in a Prometheus-style duration such as ``500ms``, ``1s`` or ``5m``.
+
+    Only what both Prometheus and the collector read the same way: a whole number greater
+    than zero and one unit.
+
+    Raises:
+        ValueError: anything else (``abc``, ``-5s``, ``0s``, ``1.5s``, ``1m30s``).
+    """
+    match = _DURATION.fullmatch(duration)
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError(
+            f"unsupported duration {duration!r}: use a whole number greater than 0 "
+            "and a unit, e.g. 1s, 500ms, 1m"
+        )
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
 
 
 class AlertmanagerProcess(ManagedProcess):

@@ -54,6 +54,9 @@ class LocalStack:
         prometheus: start Prometheus at all.
         default_ports: use the configs' default ports (4317, 16686, 9090...) instead of free ones.
         detach: leave the programs running when this Python process exits (CLI ``stack up``).
+
+    Raises:
+        ValueError: an interval is not a positive duration such as ``500ms``, ``1s``, ``5m``.
     """
 
     def __init__(
@@ -72,6 +75,10 @@ class LocalStack:
         default_ports: bool = False,
         detach: bool = False,
     ) -> None:
+        # A bad interval fails here, not in Prometheus after the other programs have started.
+        duration_seconds(scrape_interval)
+        if evaluation_interval is not None:
+            duration_seconds(evaluation_interval)
         self.workdir = workdir
         self.detach = detach
         workdir.mkdir(parents=True, exist_ok=True)
