@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -123,6 +125,45 @@ def test_unreachable_alertmanager_is_a_503_without_its_address() -> None:
     assert response.status_code == 503
     body = response.json()
     assert body["error"] == "alertmanager_unavailable"
+    assert "am-secret" not in response.text and str(port) not in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b"<!DOCTYPE html><html><body>Grafana</body></html>", "text/html", "not JSON"),
+        (b"[1]", "application/json", "not a list of alerts"),
+    ],
+)
+def test_a_url_that_is_not_alertmanager_is_a_502_that_says_so(
+    body: bytes, content_type: str, reason: str
+) -> None:
+    class NotAlertmanager(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotAlertmanager)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        app = agent_app()
+        instrument_app(app, alertmanager_url=f"http://admin:am-secret@127.0.0.1:{port}")
+        with serve(app) as url:
+            response = httpx.get(f"{url}/alerts")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert response.status_code == 502
+    detail = response.json()
+    assert detail["error"] == "alertmanager_error"
+    assert "does not answer as Alertmanager" in response.text and reason in response.text
     assert "am-secret" not in response.text and str(port) not in response.text
 
 

@@ -63,6 +63,18 @@ class AlertmanagerUnavailable(AlertmanagerError):
     """Alertmanager could not be reached, timed out or failed, or the URL is not Alertmanager."""
 
 
+class NotAlertmanager(AlertmanagerUnavailable):
+    """Something answered at the URL, but not as Alertmanager's v2 API does.
+
+    Attributes:
+        reason: What was wrong with the answer, without the address (safe to show to clients).
+    """
+
+    def __init__(self, base_url: str, reason: str) -> None:
+        super().__init__(f"{base_url} does not look like Alertmanager: {reason}")
+        self.reason = reason
+
+
 class AlertmanagerClient:
     """Async client for the parts of the Alertmanager v2 API voice_otel uses.
 
@@ -198,8 +210,8 @@ class AlertmanagerClient:
             )
         return body
 
-    def _not_alertmanager(self, reason: str) -> AlertmanagerUnavailable:
-        return AlertmanagerUnavailable(f"{self.base_url} does not look like Alertmanager: {reason}")
+    def _not_alertmanager(self, reason: str) -> NotAlertmanager:
+        return NotAlertmanager(self.base_url, reason)
 
 
 def lifecycle_state(alert: Mapping[str, Any]) -> str:

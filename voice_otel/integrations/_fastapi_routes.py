@@ -13,7 +13,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
 from starlette.concurrency import run_in_threadpool
 
-from voice_otel._alertmanager import AlertmanagerError, AlertmanagerUnavailable
+from voice_otel._alertmanager import (
+    AlertmanagerError,
+    AlertmanagerUnavailable,
+    NotAlertmanager,
+)
 from voice_otel.health import HealthMonitor, HealthState
 from voice_otel.health._sanitize import sanitize_reason
 from voice_otel.integrations._fastapi_models import (
@@ -152,6 +156,13 @@ def build_router(cfg: Endpoints) -> APIRouter:
             )
         try:
             return await cfg.alerts.report()
+        except NotAlertmanager as exc:
+            reason = sanitize_reason(exc.reason)
+            raise ApiError(
+                502,
+                "alertmanager_error",
+                f"the configured Alertmanager address does not answer as Alertmanager: {reason}",
+            ) from None
         except AlertmanagerUnavailable as exc:
             cause = type(exc.__cause__).__name__ if exc.__cause__ else "server error"
             raise ApiError(
