@@ -298,6 +298,94 @@ def test_cli_table_counts_one_alert_in_the_singular(stand_in: StandIn) -> None:
     assert "1 alert (1 active)" in result.output
 
 
+def _firing(**labels: str) -> dict[str, Any]:
+    return {
+        "labels": labels,
+        "annotations": {"summary": "Collector down"},
+        "startsAt": "2025-01-01T00:00:00Z",
+        "status": {"state": "active", "silencedBy": [], "inhibitedBy": []},
+    }
+
+
+@pytest.mark.parametrize("command", [["list"], ["ack", "VoiceHostCpuHigh", "-c", "resizing"]])
+def test_cli_takes_the_alertmanager_url_after_the_subcommand_and_prefers_it(
+    stand_in: StandIn, command: list[str]
+) -> None:
+    stand_in.answers([] if command == ["list"] else {"silenceID": "s-1"})
+    elsewhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    env = {"VOICE_OTEL_ALERTMANAGER_URL": elsewhere}
+    runner = CliRunner()
+
+    after = runner.invoke(main, ["alerts", *command, "--alertmanager-url", stand_in.url], env=env)
+    both = runner.invoke(
+        main,
+        ["alerts", "--alertmanager-url", elsewhere, *command, "--alertmanager-url", stand_in.url],
+    )
+    before = runner.invoke(main, ["alerts", *command], env=env)
+
+    assert after.exit_code == 0, after.output
+    assert both.exit_code == 0, both.output
+    assert f"cannot reach Alertmanager at {elsewhere}" in _one_line_error(before)
+
+
+def test_cli_takes_the_timeout_after_the_subcommand_and_prefers_it(stand_in: StandIn) -> None:
+    stand_in.delay = 1.0
+    args = ["alerts", "--alertmanager-url", stand_in.url, "--timeout", "30", "list"]
+
+    result = CliRunner().invoke(main, [*args, "--timeout", "0.2"])
+
+    line = _one_line_error(result)
+    assert line == f"Error: Alertmanager at {stand_in.url} did not answer within 0.2s"
+    bad = CliRunner().invoke(main, ["alerts", "list", "--timeout", "0"])
+    assert bad.exit_code == 2 and "--timeout" in bad.output
+
+
+def test_cli_table_tells_alerts_of_the_same_name_apart_by_their_differing_labels(
+    stand_in: StandIn,
+) -> None:
+    # The collector is scraped by two jobs, so one outage fires two VoiceCollectorDown.
+    common = {"alertname": "VoiceCollectorDown", "severity": "critical",
+              "component": "otel-collector", "service_name": "agent"}  # fmt: skip
+    stand_in.answers(
+        [
+            _firing(**common, job="otelcol", instance="127.0.0.1:8888"),
+            _firing(**common, job="voice-otel-collector", instance="127.0.0.1:8889"),
+            _firing(alertname="VoiceHostCpuHigh", severity="warning", job="node", instance="h"),
+        ]
+    )
+
+    result = CliRunner().invoke(main, ["alerts", "list", "--alertmanager-url", stand_in.url])
+
+    assert result.exit_code == 0, result.output
+    assert "labels" in result.output.splitlines()[2]  # the header row
+    rows = [line for line in result.output.splitlines() if "Voice" in line]
+    assert len(rows) == 3
+    assert "instance=127.0.0.1:8888 job=otelcol" in rows[0]
+    assert "instance=127.0.0.1:8889 job=voice-otel-collector" in rows[1]
+    assert "service_name" not in result.output  # the same on both: tells nothing apart
+    assert "job=node" not in rows[2]  # the only one of its name
+
+
+def test_cli_table_has_no_labels_column_when_every_alert_name_is_unique(
+    stand_in: StandIn,
+) -> None:
+    stand_in.answers([_firing(alertname="VoiceCollectorDown", severity="critical", job="otelcol")])
+
+    result = CliRunner().invoke(main, ["alerts", "list", "--alertmanager-url", stand_in.url])
+
+    assert result.exit_code == 0, result.output
+    assert "labels" not in result.output and "job=" not in result.output
+
+
+def test_cli_json_help_says_what_it_prints() -> None:
+    result = CliRunner().invoke(main, ["alerts", "list", "--help"])
+
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "Alertmanager's JSON instead" not in text
+    assert '{"summary": counts by state and severity, "alerts":' in text
+
+
 def test_summarize_counts_lifecycle_states_and_severities() -> None:
     alerts = [
         {"labels": {"severity": "critical"}, "status": {"state": "active"}},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -10,11 +11,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
 from voice_otel.cli import main
+from voice_otel.stack import free_port
 
 
 @pytest.mark.parametrize(
@@ -185,3 +189,143 @@ def test_stack_down_with_no_legible_pid_says_to_stop_the_programs_by_hand(
         (line,) = result.output.splitlines()
         assert line.startswith(f"Error: {tmp_path / 'state.json'} is not")
         assert "no pids are legible in it" in line and "by hand" in line
+
+
+# -- voice-otel stack: a stack without --workdir, custom rules, a partly running stack -------
+
+
+@pytest.mark.parametrize(("command", "code"), [("status", 1), ("down", 0)])
+def test_stack_status_and_down_without_workdir_say_a_workdir_stack_needs_it(
+    tmp_path: Path, command: str, code: int
+) -> None:
+    env = {"VOICE_OTEL_CACHE": str(tmp_path / "cache")}
+
+    result = CliRunner().invoke(main, ["stack", command], env=env)
+
+    assert result.exit_code == code, result.output
+    text = " ".join(result.output.split())
+    assert f"no stack started from {tmp_path / 'cache' / 'run'}" in text
+    assert "`stack up --workdir DIR` needs `--workdir DIR` here too" in text
+
+
+def _no_programs(tmp_path: Path) -> dict[str, str]:
+    """Environment where no stack program can be found, should a check ever go."""
+    missing = str(tmp_path / "missing")
+    return {f"VOICE_OTEL_{name}_BIN": missing for name in PROGRAM_ENV}
+
+
+@pytest.mark.parametrize(
+    ("make", "option", "error"),
+    [
+        (lambda d: d / "nowhere", "--rules-dir", "does not exist"),
+        (lambda d: d / "nowhere.yml", "--rule-file", "does not exist"),
+        (lambda d: d, "--rules-dir", "no *.yml files in"),
+        (lambda d: _write(d / "bad.yml", "groups: [\n"), "--rule-file", "bad.yml"),
+        (lambda d: _write(d / "x.yml", "scrape_configs: []\n"), "--rule-file", "no `groups:`"),
+    ],
+    ids=["missing-dir", "missing-file", "empty-dir", "not-yaml", "not-rules"],
+)
+def test_stack_up_checks_custom_rule_files_before_starting_anything(
+    tmp_path: Path, make: Any, option: str, error: str
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    workdir = tmp_path / "run"
+    args = ["stack", "up", "--free-ports", "--workdir", str(workdir), option, str(make(rules))]
+
+    result = CliRunner().invoke(main, args, env=_no_programs(tmp_path))
+
+    assert result.exit_code == 2, result.output
+    assert error in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert not workdir.exists()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_stack_up_reads_rendered_rules_from_rules_dir(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rendered = CliRunner().invoke(main, ["rules", "render", "--objective", "1.5", "--out", rules])
+    assert rendered.exit_code == 0, rendered.output
+    extra = _write(tmp_path / "extra.yml", "groups: []\n")
+    workdir = tmp_path / "run"
+    args = ["stack", "up", "--free-ports", "--workdir", str(workdir),
+            "--rules-dir", str(rules), "--rule-file", str(extra)]  # fmt: skip
+
+    result = CliRunner().invoke(main, args, env=_no_programs(tmp_path))
+
+    # The rule files pass the check; only then is a program looked for (and missing here).
+    assert result.exit_code == 1, result.output
+    assert "missing" in result.output
+
+
+def _serving(port_variable: str) -> list[str]:
+    """A stand-in program that listens on the port an environment variable names."""
+    code = (
+        "import http.server, os; http.server.HTTPServer(('127.0.0.1', "
+        f"int(os.environ['{port_variable}'])), http.server.SimpleHTTPRequestHandler)"
+        ".serve_forever()"
+    )
+    return [sys.executable, "-c", code]
+
+
+def _exited_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# `stack up` leaves the restarted program running on purpose; run in this process, its Popen
+# object says so when collected.
+@pytest.mark.filterwarnings("ignore:subprocess [0-9]+ is still running:ResourceWarning")
+def test_stack_up_restarts_only_the_programs_that_are_down_on_their_ports(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    port = free_port()
+    ready = f"http://127.0.0.1:{port}/"
+    running = json.loads(_state_text(sleeper))["prometheus"]
+    dead = {"otlp_http": ready, "pid": _exited_pid(), "ready_url": ready,
+            "log": str(tmp_path / "collector.log"), "argv": _serving("VOICE_OTEL_HTTP_PORT"),
+            "env": {"VOICE_OTEL_HTTP_PORT": str(port)}}  # fmt: skip
+    (tmp_path / "state.json").write_text(json.dumps({"collector": dead, "prometheus": running}))
+    args = ["stack", "up", "--workdir", str(tmp_path)]
+
+    result = CliRunner().invoke(main, [*args, "--free-ports"], env=_no_programs(tmp_path))
+
+    state = json.loads((tmp_path / "state.json").read_text())
+    pid = state["collector"]["pid"]
+    try:
+        assert result.exit_code == 0, result.output
+        assert f"collector: restarted (pid {pid}) with the ports it had" in result.output
+        assert "prometheus: restarted" not in result.output
+        assert "--free-ports not applied" in " ".join(result.output.split())
+        assert pid != dead["pid"]
+        assert state["prometheus"] == running
+        assert state["collector"]["env"] == dead["env"]
+        assert httpx.get(ready, timeout=5).status_code == 200
+
+        again = CliRunner().invoke(main, args)
+        assert again.exit_code == 1
+        assert "already up" in again.output
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # the restarted program is this process' child here
+
+
+def test_stack_up_on_a_partly_down_stack_from_an_older_state_file_says_what_to_do(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    running = json.loads(_state_text(sleeper))["prometheus"]
+    dead = {"pid": _exited_pid(), "ready_url": "http://127.0.0.1:1/", "log": "/tmp/c.log",
+            "argv": _serving("VOICE_OTEL_HTTP_PORT")}  # fmt: skip  # no "env": older voice-otel
+    (tmp_path / "state.json").write_text(json.dumps({"collector": dead, "prometheus": running}))
+
+    result = CliRunner().invoke(main, ["stack", "up", "--workdir", str(tmp_path)])
+
+    assert result.exit_code == 1, result.output
+    assert "collector not running" in result.output
+    assert "stack down" in result.output
+    assert sleeper.poll() is None

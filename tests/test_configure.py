@@ -213,6 +213,18 @@ def test_port_in_use_raises_and_leaves_nothing_running(tmp_path: Path) -> None:
     assert "prometheus_port=0" in str(caught.value)
     assert _setup.current() is None
     assert _reader_threads() == readers_before
+    assert not (tmp_path / "t.jsonl").exists()  # no empty file left by the failed setup
+
+
+def test_a_failed_configure_keeps_an_existing_json_file(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text("")  # the user's file, even empty, is not ours to remove
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        with pytest.raises(voice_otel.ConfigurationError):
+            voice_otel.configure(prometheus_port=busy.getsockname()[1], json_path=path, **QUIET)
+    assert path.exists()
 
 
 def _reader_threads() -> int:

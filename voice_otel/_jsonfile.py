@@ -38,8 +38,18 @@ class JsonLinesFile:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._created = not self.path.exists()
         with self.path.open("a"):
             pass  # fail now, at configure(), if it cannot be written
+
+    def discard(self) -> None:
+        """Remove the file if this object created it and nothing was written (a failed setup)."""
+        with self._lock:
+            try:
+                if self._created and self.path.stat().st_size == 0:
+                    self.path.unlink()
+            except OSError:
+                pass
 
     def write(self, message: Any) -> None:
         line = json.dumps(_hex_ids(MessageToDict(message)), separators=(",", ":")) + "\n"

@@ -191,7 +191,12 @@ def _build(s: Settings) -> Telemetry:
 
     server = prometheus_url = None
     if s.prometheus_port is not None:
-        server, prometheus_url, reader = _prometheus(s)
+        try:
+            server, prometheus_url, reader = _prometheus(s)
+        except ConfigurationError:
+            if file is not None:
+                file.discard()  # a failed configure() leaves no empty file behind
+            raise
         readers.append(reader)
         closers.append(reader)
 

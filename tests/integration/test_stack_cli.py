@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _stack_support import require
+from _stack_support import eventually, require
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +53,13 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "OTLP grpc to" in demo.stdout
         assert "dropped" not in demo.stderr, demo.stderr
+
+        # So does the alerts command it prints, to its Alertmanager.
+        (alerts_line,) = [line for line in up.stdout.splitlines() if line.startswith("alerts: ")]
+        assert state["alertmanager"]["url"] in alerts_line
+        alerts = voice_otel(*alerts_line.removeprefix("alerts: voice-otel ").split())
+        assert alerts.returncode == 0, alerts.stdout + alerts.stderr
+        assert "alert" in alerts.stdout
 
         for entry in state.values():
             assert httpx.get(entry["ready_url"], timeout=5).status_code == 200
@@ -129,3 +137,63 @@ def _runs(entry: dict[str, Any]) -> bool:
     except OSError:
         return False
     return cmdline[0].decode() == entry["argv"][0]
+
+
+def test_stack_up_restarts_a_killed_collector_on_its_ports_with_custom_rules(
+    tmp_path: Path,
+) -> None:
+    require("collector", "jaeger", "prometheus")
+    rules = tmp_path / "rules"
+    rendered = voice_otel("rules", "render", "--objective", "1.5", "--out", str(rules))
+    assert rendered.returncode == 0, rendered.stderr
+    workdir = tmp_path / "run"
+    args = ("--free-ports", "--no-alertmanager", "--workdir", str(workdir))
+    up = cli("up", *args, "--scrape-interval", "2s", "--rules-dir", str(rules))
+    path = workdir / "state.json"
+    state = json.loads(path.read_text()) if path.exists() else {}
+    restarted: dict[str, Any] = {}
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+
+        # Prometheus loaded the rendered rules, not the shipped ones.
+        prometheus = state["prometheus"]["url"]
+        groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
+        assert groups and {Path(g["file"]).parent for g in groups} == {rules.resolve()}
+
+        collector = state["collector"]
+        os.kill(collector["pid"], signal.SIGKILL)
+        eventually(lambda: not _runs(collector), timeout=10, what="the collector to die")
+        assert cli("status", "--workdir", str(workdir)).returncode == 1
+
+        again = cli("up", *args)
+        restarted = json.loads(path.read_text())
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "collector: restarted" in again.stdout
+        assert "not applied" in again.stderr  # --free-ports: the ports stay as they were
+        for name in ("jaeger", "prometheus"):
+            assert f"{name}: restarted" not in again.stdout
+            assert restarted[name]["pid"] == state[name]["pid"]
+        assert restarted["collector"]["pid"] != collector["pid"]
+        assert restarted["collector"]["otlp_grpc"] == collector["otlp_grpc"]
+
+        # The same OTLP endpoints answer again, and everything is ready.
+        traces = httpx.post(
+            f"{collector['otlp_http']}/v1/traces",
+            json={"resourceSpans": []},
+            timeout=5,
+        )
+        assert traces.status_code == 200, traces.text
+        port = int(collector["otlp_grpc"].rsplit(":", 1)[1])
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        status = cli("status", "--workdir", str(workdir))
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "NO" not in status.stdout
+
+        third = cli("up", *args)
+        assert third.returncode != 0 and "already up" in third.stderr
+    finally:
+        down = cli("down", "--workdir", str(workdir))
+        for entry in [*state.values(), *restarted.values()]:
+            if _runs(entry):
+                os.kill(entry["pid"], signal.SIGKILL)
+    assert down.returncode == 0, down.stdout + down.stderr

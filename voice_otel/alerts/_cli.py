@@ -6,6 +6,8 @@ import asyncio
 import getpass
 import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -128,13 +130,62 @@ def render_command(
         click.echo(f"wrote {out / name}")
 
 
+_URL_HELP = "Alertmanager's address (env VOICE_OTEL_ALERTMANAGER_URL)."
+_TIMEOUT_HELP = "Seconds per request (more than 0)."
+
+
+@dataclass(frozen=True)
+class _Connection:
+    """The group's ``--alertmanager-url`` and ``--timeout`` (or their defaults)."""
+
+    url: str
+    timeout: float
+
+
+def _optional_positive_seconds(
+    ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
+    return None if value is None else _positive_seconds(ctx, param, value)
+
+
+def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--alertmanager-url`` and ``--timeout`` after the subcommand too; they win over the group's.
+
+    No envvar or default here: unset, the group's value (its option, the variable or the default)
+    applies.
+    """
+    command = click.option(
+        "--timeout",
+        "sub_timeout",
+        type=float,
+        default=None,
+        callback=_optional_positive_seconds,
+        help=f"{_TIMEOUT_HELP} Wins over `alerts --timeout` [5.0].",
+    )(command)
+    return click.option(
+        "--alertmanager-url",
+        "sub_url",
+        default=None,
+        help="Alertmanager's address; wins over `alerts --alertmanager-url` and "
+        f"VOICE_OTEL_ALERTMANAGER_URL [{DEFAULT_ALERTMANAGER_URL}].",
+    )(command)
+
+
+def _client(ctx: click.Context, url: str | None, timeout: float | None) -> AlertmanagerClient:
+    group = ctx.find_object(_Connection) or _Connection(DEFAULT_ALERTMANAGER_URL, 5.0)
+    try:
+        return AlertmanagerClient(url or group.url, timeout=timeout or group.timeout)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--alertmanager-url") from exc
+
+
 @click.group("alerts")
 @click.option(
     "--alertmanager-url",
     envvar="VOICE_OTEL_ALERTMANAGER_URL",
     default=DEFAULT_ALERTMANAGER_URL,
     show_default=True,
-    help="Alertmanager's address (env VOICE_OTEL_ALERTMANAGER_URL).",
+    help=_URL_HELP,
 )
 @click.option(
     "--timeout",
@@ -142,15 +193,16 @@ def render_command(
     default=5.0,
     show_default=True,
     callback=_positive_seconds,
-    help="Seconds per request (more than 0).",
+    help=_TIMEOUT_HELP,
 )
 @click.pass_context
 def alerts_command(ctx: click.Context, alertmanager_url: str, timeout: float) -> None:
-    """Alerts in Alertmanager: list them, acknowledge one with a silence."""
-    try:
-        ctx.obj = AlertmanagerClient(alertmanager_url, timeout=timeout)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--alertmanager-url") from exc
+    """Alerts in Alertmanager: list them, acknowledge one with a silence.
+
+    --alertmanager-url and --timeout go before or after the subcommand
+    (`voice-otel alerts list --alertmanager-url URL`); after it, they win.
+    """
+    ctx.obj = _Connection(alertmanager_url, timeout)
 
 
 @alerts_command.command("list")
@@ -161,10 +213,24 @@ def alerts_command(ctx: click.Context, alertmanager_url: str, timeout: float) ->
     multiple=True,
     help="Only alerts in this lifecycle state (repeatable).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print Alertmanager's JSON instead.")
-@click.pass_obj
-def list_command(client: AlertmanagerClient, states: tuple[str, ...], as_json: bool) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print JSON instead: {"summary": counts by state and severity, "alerts": the alerts as '
+    "Alertmanager's API returns them}.",
+)
+@_connection_options
+@click.pass_context
+def list_command(
+    ctx: click.Context,
+    states: tuple[str, ...],
+    as_json: bool,
+    sub_url: str | None,
+    sub_timeout: float | None,
+) -> None:
     """Show firing alerts: active, acknowledged (silenced) and suppressed (inhibited)."""
+    client = _client(ctx, sub_url, sub_timeout)
     try:
         alerts = asyncio.run(client.alerts())
     except AlertmanagerError as exc:
@@ -190,16 +256,20 @@ def list_command(client: AlertmanagerClient, states: tuple[str, ...], as_json: b
     help="Only alerts with this label value too, e.g. -m component=redis (repeatable).",
 )
 @click.option("--author", default=None, help="Who acknowledges [current user].")
-@click.pass_obj
+@_connection_options
+@click.pass_context
 def ack_command(
-    client: AlertmanagerClient,
+    ctx: click.Context,
     alertname: str,
     comment: str,
     duration: str,
     matches: tuple[str, ...],
     author: str | None,
+    sub_url: str | None,
+    sub_timeout: float | None,
 ) -> None:
     """Acknowledge ALERTNAME: silence it for --duration with a comment."""
+    client = _client(ctx, sub_url, sub_timeout)
     try:
         seconds = parse_duration(duration)
     except ValueError as exc:
@@ -228,6 +298,35 @@ def ack_command(
         )
 
 
+_COLUMN_LABELS = ("alertname", "severity", "component", "stage")
+
+
+def _distinguishing_labels(alerts: list[dict[str, Any]]) -> list[str]:
+    """For each alert, the labels that tell it from the others of the same name.
+
+    Those are the labels (other than the table's own columns) whose values differ among the
+    alerts that share an ``alertname``, e.g. ``instance=127.0.0.1:8888 job=otelcol`` for the
+    two ``VoiceCollectorDown`` of a collector scraped by two jobs. Empty for an alert whose name
+    is unique.
+    """
+    by_name: dict[str, list[dict[str, str]]] = {}
+    for alert in alerts:
+        labels = alert.get("labels") or {}
+        by_name.setdefault(str(labels.get("alertname", "")), []).append(labels)
+
+    differing: dict[str, list[str]] = {}
+    for name, group in by_name.items():
+        keys = sorted({key for labels in group for key in labels} - set(_COLUMN_LABELS))
+        differing[name] = [key for key in keys if len({labels.get(key) for labels in group}) > 1]
+
+    shown = []
+    for alert in alerts:
+        labels = alert.get("labels") or {}
+        keys = differing[str(labels.get("alertname", ""))]
+        shown.append(" ".join(f"{key}={labels[key]}" for key in keys if key in labels))
+    return shown
+
+
 def _print_table(alerts: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -237,16 +336,22 @@ def _print_table(alerts: list[dict[str, Any]]) -> None:
     total = summary["total"]
     title = f"{total} alert" if total == 1 else f"{total} alerts"
     table = Table(title=title + (f" ({counts})" if counts else ""))
-    for column in ("state", "severity", "alert", "component", "stage", "since", "summary"):
-        table.add_column(column)
 
     def order(alert: dict[str, Any]) -> tuple[int, str]:
         severity = alert.get("labels", {}).get("severity", "")
         return (_SEVERITY_ORDER.get(severity, 9), str(alert.get("startsAt", "")))
 
-    for alert in sorted(alerts, key=order):
+    alerts = sorted(alerts, key=order)
+    distinguishing = _distinguishing_labels(alerts)
+    columns = ["state", "severity", "alert", "component", "stage", "since", "summary"]
+    if any(distinguishing):
+        columns.insert(3, "labels")  # next to the alert name they tell apart
+    for column in columns:
+        table.add_column(column)
+
+    for alert, extra in zip(alerts, distinguishing, strict=True):
         labels = alert.get("labels", {})
-        table.add_row(
+        row = [
             lifecycle_state(alert),
             labels.get("severity", ""),
             labels.get("alertname", ""),
@@ -254,7 +359,10 @@ def _print_table(alerts: list[dict[str, Any]]) -> None:
             labels.get("stage", ""),
             str(alert.get("startsAt", ""))[:19].replace("T", " "),
             alert.get("annotations", {}).get("summary", ""),
-        )
+        ]
+        if "labels" in columns:
+            row.insert(3, extra)
+        table.add_row(*row)
     console = Console()
     if not console.is_terminal:  # piped or captured: never clip alert names
         console = Console(width=200)

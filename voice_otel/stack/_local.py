@@ -157,7 +157,11 @@ class LocalStack:
             proc.stop()
 
     def describe(self) -> dict[str, dict[str, Any]]:
-        """Pids, URLs and logs of every program (what ``voice-otel stack status`` shows)."""
+        """Pids, URLs, logs and command lines of every program (``stack up``'s state.json).
+
+        ``argv`` and ``env`` (the program's own ``VOICE_OTEL_*`` settings, ports among them) are
+        what ``stack up`` needs to restart a program that died on the same ports.
+        """
         info: dict[str, dict[str, Any]] = {
             "jaeger": {"url": self.jaeger.query_url, "otlp_grpc": self.jaeger.otlp_grpc_endpoint},
             "collector": {
@@ -175,7 +179,11 @@ class LocalStack:
         for proc in self.processes:
             entry = info[proc.name]
             entry.update(
-                pid=proc.pid, ready_url=proc.ready_url, log=str(proc.log_path), argv=proc.argv
+                pid=proc.pid,
+                ready_url=proc.ready_url,
+                log=str(proc.log_path),
+                argv=proc.argv,
+                env=proc.env,
             )
         return info
 

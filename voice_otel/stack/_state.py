@@ -1,19 +1,22 @@
 """``<workdir>/state.json``: what ``voice-otel stack up`` started, for ``status`` and ``down``.
 
-The file maps each program's name to its endpoints, ``pid``, ``ready_url``, ``log`` and
-``argv`` (see ``LocalStack.describe``). A file that is truncated, edited or otherwise not what
-``up`` wrote raises :class:`StateUnreadable`, which still carries the pids legible in it, so
-``down`` can stop those programs and the error can name the others.
+The file maps each program's name to its endpoints, ``pid``, ``ready_url``, ``log``, ``argv``
+and ``env`` (the ``VOICE_OTEL_*`` settings, ports among them, it was started with; see
+``LocalStack.describe``), so ``up`` can restart a program that died exactly as it was. A file
+that is truncated, edited or otherwise not what ``up`` wrote raises :class:`StateUnreadable`,
+which still carries the pids legible in it, so ``down`` can stop those programs and the error
+can name the others.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STATE_FILE", "StateUnreadable", "read_state"]
+__all__ = ["STATE_FILE", "StateUnreadable", "read_state", "write_state"]
 
 STATE_FILE = "state.json"
 
@@ -76,7 +79,20 @@ def _well_formed(state: Any) -> bool:
             isinstance(argv, list) and all(isinstance(arg, str) for arg in argv)
         ):
             return False
+        env = entry.get("env")
+        if env is not None and not (
+            isinstance(env, dict) and all(isinstance(value, str) for value in env.values())
+        ):
+            return False
     return True
+
+
+def write_state(workdir: Path, state: dict[str, dict[str, Any]]) -> None:
+    """Replace ``workdir``'s state file at once, so a crash leaves the old file or the new one."""
+    path = workdir / STATE_FILE
+    partial = path.with_name(f".{STATE_FILE}.partial")
+    partial.write_text(json.dumps(state, indent=2))
+    os.replace(partial, path)
 
 
 def _legible_programs(text: str) -> list[tuple[int, str | None]]:
