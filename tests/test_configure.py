@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 import socket
 import threading
@@ -112,6 +113,8 @@ BAD_SETTINGS = [
     pytest.param({"redact": "***"}, "redact", id="redact"),
     pytest.param({"latency_objective": -1.0}, "latency_objective", id="objective"),
     pytest.param({"json_path": 3}, "json_path", id="json-path-type"),
+    pytest.param({"json_path": ""}, "json_path", id="json-path-empty"),
+    pytest.param({"json_path": "  "}, "json_path", id="json-path-blank"),
     pytest.param({"prices": {"gpt-4o": {}}}, "provider/model", id="prices-key"),
     pytest.param(
         {"prices": {"openai/gpt-4o": {"input_per_1m_tokens": -1}}}, ">= 0", id="prices-negative"
@@ -384,6 +387,24 @@ def test_configure_with_new_settings_replaces_the_old_setup(tmp_path: Path) -> N
     assert Metrics.STAGE_DURATION.prometheus_name in _fetch(second.prometheus_url)
 
 
+def test_new_settings_warn_when_the_old_setup_holds_the_global_providers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = voice_otel.configure(
+        service_name="a", prometheus_port=False, json_path=tmp_path / "a.jsonl", **QUIET
+    )
+    # As in a process where the first configure() became the global provider (set only once).
+    monkeypatch.setattr(_setup.trace, "get_tracer_provider", lambda: first.tracer_provider)
+
+    with caplog.at_level(logging.INFO, "voice_otel"):
+        voice_otel.configure(
+            service_name="b", prometheus_port=False, json_path=tmp_path / "b.jsonl", **QUIET
+        )
+
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "other instrumentations" in warning and "configure() once" in warning
+
+
 def test_bad_prices_keep_the_running_setup(tmp_path: Path) -> None:
     first = voice_otel.configure(prometheus_port=0, json_path=tmp_path / "t.jsonl", **QUIET)
 
@@ -457,6 +478,17 @@ async def test_disabled_decorators_pass_through_without_telemetry(
     assert telemetry.prometheus_url is None  # nothing served, nothing written
     assert not (tmp_path / "t.jsonl").exists()
     assert any("disabled" in line for line in telemetry.describe())
+
+
+def test_a_disabled_turn_still_has_a_record_to_read(otel: Captured) -> None:
+    voice_otel.configure(enabled=False, **QUIET)
+    with voice_otel.conversation("call-1"), voice_otel.turn() as turn:
+        turn.user_stopped_speaking()
+        list(speak(answer("hi")))
+
+    assert turn.record is not None  # the README prints turn.record.latency after each turn
+    assert (turn.record.outcome, turn.record.latency, turn.record.components) == ("ok", None, {})
+    assert otel.spans() == []
 
 
 # -- OTLP export -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import voice_otel
+from voice_otel import _content
 
 if TYPE_CHECKING:
     from conftest import Captured
@@ -169,6 +171,27 @@ def test_redact_runs_before_truncation(otel: Captured, options: Options) -> None
     answer("card 4111 1111 1111 1111 please")
 
     assert _attrs(otel.span("chat gpt-4o-mini"))[INPUT] == "card [card] plea…"
+
+
+def test_a_redact_hook_that_raises_drops_the_text_and_says_whose_fault(
+    otel: Captured, options: Options, caplog: pytest.LogCaptureFixture, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(_content, "_redact_warned", False)
+    options.capture_content = True
+
+    def redact(text: str) -> str:
+        raise KeyError("no pattern for this locale")
+
+    options.redact = redact
+    with caplog.at_level(logging.WARNING, "voice_otel"):
+        assert answer("call me at 555 0100") == "You said: call me at 555 0100"
+        answer("again")
+
+    for span in otel.spans():
+        assert INPUT not in _attrs(span) and OUTPUT not in _attrs(span)  # never unredacted
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "redact hook" in warning and "KeyError" in warning
+    assert "internal error" not in warning
 
 
 def test_record_content_is_ignored_when_capture_is_off(otel: Captured) -> None:

@@ -22,6 +22,7 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 
+import voice_otel
 from voice_otel import _runtime
 from voice_otel._contract import Metrics
 from voice_otel.health import HealthMonitor, Thresholds
@@ -338,6 +339,111 @@ def test_dashboards_from_a_directory_cannot_escape_it(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/dashboard/..%2Fsecret").status_code == 404
 
 
+def test_a_bad_dashboard_file_is_reported_once_per_version(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    app = agent_app()
+    instrument_app(app, dashboards_dir=tmp_path)
+
+    def reports() -> int:
+        return sum("skipping dashboard file broken.json" in r.getMessage() for r in caplog.records)
+
+    with caplog.at_level(logging.WARNING, logger="voice_otel"), serve(app) as url:
+        for _ in range(5):
+            assert httpx.get(f"{url}/dashboards").json() == {"dashboards": []}
+        assert httpx.get(f"{url}/dashboard/broken").status_code == 404
+        assert reports() == 1
+
+        broken.write_text("{still not json")  # another version of the file: worth a new line
+        for _ in range(3):
+            httpx.get(f"{url}/dashboards")
+        assert reports() == 2
+
+        broken.write_text(json.dumps({"title": "Fixed"}))
+        assert httpx.get(f"{url}/dashboards").json()["dashboards"][0]["title"] == "Fixed"
+        assert reports() == 2
+
+
+def test_every_endpoint_answers_head_like_get(monitor: HealthMonitor, tmp_path: Path) -> None:
+    (tmp_path / "agent-latency.json").write_text(json.dumps({"title": "Latency"}))
+    app = agent_app()
+    instrument_app(app, monitor=monitor, token=TOKEN, dashboards_dir=tmp_path)
+    paths = [
+        "/health",
+        "/health/detailed",
+        "/metrics",
+        "/alerts",  # 503: no Alertmanager configured
+        "/dashboards",
+        "/dashboard/agent-latency",
+        "/dashboard/unknown",  # 404
+        "/dashboard/UPPER",  # 422
+    ]
+
+    with serve(app) as url:
+        monitor.refresh()
+        for path in paths:
+            get = httpx.get(f"{url}{path}", headers=AUTH)
+            head = httpx.head(f"{url}{path}", headers=AUTH)
+            assert head.status_code == get.status_code != 405, path
+            assert head.content == b"", path
+            for header in ("content-type", "cache-control"):
+                assert head.headers.get(header) == get.headers.get(header), (path, header)
+            if path not in ("/health/detailed", "/metrics"):  # their bodies change every time
+                assert head.headers["content-length"] == get.headers["content-length"], path
+
+        for path in ("/health/detailed", "/alerts"):  # the token applies to HEAD too
+            head = httpx.head(f"{url}{path}")
+            assert head.status_code == 401, path
+            assert head.headers["www-authenticate"] == "Bearer"
+        assert httpx.head(f"{url}/health").status_code == 200
+
+        # The app's own routes keep FastAPI's behaviour.
+        assert httpx.head(f"{url}/items/1").status_code == 405
+
+
+def test_head_on_a_path_the_app_serves_itself_is_left_to_the_app(
+    monitor: HealthMonitor, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = agent_app()
+
+    @app.get("/health")
+    async def own_health() -> dict[str, str]:
+        return {"own": "yes"}
+
+    with caplog.at_level(logging.WARNING, logger="voice_otel"):
+        instrument_app(app, monitor=monitor)
+    assert "the app already serves /health" in caplog.text
+    with serve(app) as url:
+        assert httpx.get(f"{url}/health").json() == {"own": "yes"}
+        # HEAD must not reach our endpoint while GET reaches the app's: the app decides.
+        assert httpx.head(f"{url}/health").status_code == 405
+        assert httpx.head(f"{url}/metrics").status_code == 200
+
+
+def test_a_conversation_in_a_request_is_a_child_of_the_server_span(otel: Any) -> None:
+    app = agent_app()
+
+    @app.post("/calls")
+    async def call() -> dict[str, bool]:
+        async with voice_otel.conversation("call-1"), voice_otel.turn():
+            pass
+        return {"ok": True}
+
+    instrument_app(app, start_monitor=False)
+    with serve(app) as url:
+        assert httpx.post(f"{url}/calls").status_code == 200
+
+    spans = {s.name: s for s in otel.spans()}
+    server, conversation = spans["POST /calls"], spans["voice.conversation"]
+    assert server.parent is None
+    assert conversation.parent is not None
+    assert conversation.parent.span_id == server.context.span_id
+    assert conversation.context.trace_id == server.context.trace_id
+    assert spans["voice.turn"].parent.span_id == conversation.context.span_id
+
+
 def test_a_missing_dashboards_dir_fails_at_instrumentation(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a directory"):
         instrument_app(agent_app(), dashboards_dir=tmp_path / "missing")
@@ -355,6 +461,8 @@ def test_openapi_schema_documents_the_endpoints_and_the_token(monitor: HealthMon
     assert "security" in paths["/health/detailed"]["get"]
     assert "security" not in paths["/health"]["get"]
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
+    # HEAD is answered but not listed: one operation (and operation id) per path.
+    assert all(set(ops) == {"get"} for path, ops in paths.items() if path != "/items/{item_id}")
 
 
 def test_an_empty_token_is_refused() -> None:

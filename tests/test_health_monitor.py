@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import gc
 import http.server
 import json
 import socket
@@ -178,6 +181,20 @@ def test_a_hanging_sync_check_does_not_stall_the_others(
     assert gauge(otel, STATUS, "hangs") == 0
     reason = monitor.component("hangs").last_error or ""
     assert reason.startswith(("timed out", "previous run still running"))
+
+
+def test_a_still_running_sync_check_reports_how_long_it_has_run(
+    otel: Any, monitor: HealthMonitor, release: threading.Event
+) -> None:
+    monitor.add_check("hangs", lambda: release.wait(600), timeout=0.2)
+    monitor.start()
+    eventually(
+        lambda: (monitor.component("hangs").last_error or "").startswith("previous run"),
+        "a round found the previous run still running",
+    )
+    snap = monitor.component("hangs")
+    assert snap.latency is not None and snap.latency >= 0.2  # at least its timeout, never 0
+    assert gauge(otel, Metrics.HEALTH_CHECK_DURATION.name, "hangs") >= 0.2
 
 
 def test_gauge_callbacks_only_read_cached_results(otel: Any, release: threading.Event) -> None:
@@ -384,11 +401,48 @@ def test_orchestrator_memory_limit(monitor: HealthMonitor) -> None:
         lambda m: m.add_tcp("x", "127.0.0.1", 0),
         lambda m: m.add_redis("http://127.0.0.1:6379"),
         lambda m: m.add_livekit("example.com"),
+        lambda m: m.add_check("x", lambda x: x),
+        lambda m: m.add_http("x", "http://127.0.0.1/", healthy_status=[999]),
+        lambda m: m.add_http("x", "http://127.0.0.1/", healthy_status=["200"]),
+        lambda m: m.add_http("x", "http://127.0.0.1/", healthy_status=range(0, 300)),
+        lambda m: m.add_http("x", "http://127.0.0.1/", healthy_status=[]),
+        lambda m: m.add_llm_provider("x", "http://127.0.0.1/", healthy_status="200"),
     ],
 )
 def test_bad_registrations_fail_immediately(register: Callable[[HealthMonitor], None]) -> None:
+    monitor = HealthMonitor()
     with pytest.raises((ValueError, TypeError)):
-        register(HealthMonitor())
+        register(monitor)
+    assert monitor.report()["components"] == []
+
+
+def test_bad_checks_and_statuses_are_named_in_the_error() -> None:
+    m = HealthMonitor()
+    with pytest.raises(TypeError, match=r"args: check must be callable without arguments.*'x'"):
+        m.add_check("args", lambda x: x)
+    with pytest.raises(TypeError, match="missing a required argument: 'b'"):
+        m.add_check("partial", functools.partial(lambda a, b: a, 1))
+    with pytest.raises(ValueError, match="healthy_status must hold HTTP status codes 100-599"):
+        m.add_http("x", "http://127.0.0.1/", healthy_status=[200, 999])
+    with pytest.raises(TypeError, match="healthy_status must hold int status codes"):
+        m.add_http("x", "http://127.0.0.1/", healthy_status=[200.0])
+
+
+class _NoArguments:
+    def __call__(self) -> bool:
+        return True
+
+
+def test_checks_callable_without_arguments_are_accepted() -> None:
+    m = HealthMonitor()
+    m.add_check("default", lambda x=1: x)
+    m.add_check("varargs", lambda *args: None)
+    m.add_check("partial", functools.partial(lambda a: a, 1))
+    m.add_check("object", _NoArguments())
+    m.add_check("builtin", max)  # no signature to inspect: accepted, judged when it runs
+    m.add_http("codes", "http://127.0.0.1/", healthy_status=[200, 204, 503])
+    m.add_http("range", "http://127.0.0.1/", healthy_status=range(100, 600))
+    assert len(m.components()) == 7
 
 
 @pytest.mark.parametrize(
@@ -430,6 +484,51 @@ def test_lifecycle_is_idempotent_and_refresh_needs_a_running_monitor() -> None:
     with m:
         m.refresh()
         assert m.component("x").checks >= 2  # the state survived the restart
+
+
+def test_a_check_that_swallows_a_few_cancellations_stops_promptly() -> None:
+    started = threading.Event()
+
+    async def stubborn() -> None:
+        started.set()
+        for _ in range(3):
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(100)
+
+    m = HealthMonitor(interval=3600, timeout=60)
+    m.add_check("stubborn", stubborn)
+    m.start()
+    assert started.wait(20)
+    begin = time.monotonic()
+    m.stop()
+    assert time.monotonic() - begin < 2  # not the whole 5 s stop timeout
+
+
+def test_a_check_that_ignores_cancellation_cannot_break_a_restart(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    started = threading.Event()
+
+    async def deaf() -> None:
+        started.set()
+        while True:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(100)
+
+    m = HealthMonitor(interval=3600, timeout=60)
+    m.add_check("deaf", deaf)
+    for _ in range(3):
+        started.clear()
+        m.start()
+        assert started.wait(20), "the check ran again after the restart"
+        begin = time.monotonic()
+        m.stop(timeout=0.3)
+        assert time.monotonic() - begin < 3
+    gc.collect()  # the abandoned checks of the closed loops
+
+    assert "did not stop cleanly" not in caplog.text
+    assert "Task was destroyed but it is pending" not in caplog.text
+    assert caplog.text.count("health check deaf ignored cancellation") == 3
 
 
 def test_removed_components_disappear(otel: Any, monitor: HealthMonitor) -> None:

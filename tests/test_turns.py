@@ -660,3 +660,14 @@ def test_turn_metrics_carry_no_ids(otel: Captured) -> None:
             values = set((point.attributes or {}).values())
             assert "call-secret" not in values
             assert "turn-secret" not in values
+
+
+def test_stage_spans_carry_the_conversation_id(otel: Captured) -> None:
+    transcribe(b"outside")
+    with voice_otel.conversation("call-7"):
+        transcribe(b"greeting, outside any turn")
+        with voice_otel.turn():
+            list(speak("".join(think(transcribe(b"hello")))))
+
+    ids = [_attrs(s).get("gen_ai.conversation.id") for s in otel.stage_spans()]
+    assert ids == [None, "call-7", "call-7", "call-7", "call-7"]

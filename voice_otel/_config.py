@@ -169,6 +169,11 @@ def resolve(**kw: Any) -> Settings:
     prometheus_port = _port(port_arg, None if endpoint else DEFAULT_PROMETHEUS_PORT)
 
     json_arg = kw["json_path"]
+    if isinstance(json_arg, str | os.PathLike) and not str(json_arg).strip():
+        raise ConfigurationError(
+            f"json_path {json_arg!r} is empty: pass a file path, True (the default file) or "
+            "False (off)"
+        )
     if json_arg is None:
         json_arg = _env("VOICE_OTEL_JSON_PATH")
         if json_arg and json_arg.lower() in ("off", "false", "none"):

@@ -8,10 +8,13 @@ recorded.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from voice_otel import _runtime
 from voice_otel._contract import Attr
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -37,19 +40,41 @@ class ContentBuffer:
             self._size += len(self.output[-1])
 
     def write(self, span: Span) -> None:
-        if self.input is not None:
-            span.set_attribute(Attr.CONTENT_INPUT, prepare(self.input))
-        if self.output:
-            span.set_attribute(Attr.CONTENT_OUTPUT, prepare("".join(self.output)))
+        for key, text in (
+            (Attr.CONTENT_INPUT, self.input),
+            (Attr.CONTENT_OUTPUT, "".join(self.output) if self.output else None),
+        ):
+            prepared = None if text is None else prepare(text)
+            if prepared is not None:
+                span.set_attribute(key, prepared)
 
 
-def prepare(text: str) -> str:
-    """Redact (user hook) then truncate text for a span attribute."""
+def prepare(text: str) -> str | None:
+    """Redact (user hook) then truncate text for a span attribute; None if the hook raised."""
     opts = _runtime.options
     if opts.redact is not None:
-        text = opts.redact(text)
+        try:
+            text = opts.redact(text)
+        except Exception as exc:
+            _redact_failed(exc)
+            return None  # unredacted text is never recorded
     limit = opts.content_max_length
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+_redact_warned = False
+
+
+def _redact_failed(exc: Exception) -> None:
+    global _redact_warned
+    if not _redact_warned:
+        _redact_warned = True
+        logger.warning(
+            "voice_otel: the redact hook passed to configure() raised %s: %s; the text it was "
+            "given is not recorded (further failures are not logged)",
+            type(exc).__name__,
+            exc,
+        )
 
 
 def capture_input(run: StageRun, args: tuple[Any, ...]) -> None:

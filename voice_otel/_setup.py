@@ -135,7 +135,16 @@ def configure(
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         if _current is not None:
-            logger.info("voice_otel: configure() called with new settings; replacing the old setup")
+            if _holds_globals(_current):
+                logger.warning(
+                    "voice_otel: configure() called again with new settings. voice_otel's "
+                    "own spans and metrics follow the new setup, but OpenTelemetry sets the "
+                    "global providers once: other instrumentations (FastAPI, httpx, your own "
+                    "tracers) keep the first setup's, which is now shut down and drops what "
+                    "they record. Call configure() once, before instrumenting anything."
+                )
+            else:
+                logger.info("voice_otel: configure() called with new settings; replacing it")
             _shutdown_locked(timeout=settings.export_timeout)
         telemetry = _build(settings)
         _usage.set_price_table(table)
@@ -277,6 +286,14 @@ def _prometheus(s: Settings) -> tuple[Any, str, MetricReader]:
         ) from None
     port = server.server_address[1]
     return server, f"http://{s.prometheus_host}:{port}/metrics", PrometheusMetricReader()
+
+
+def _holds_globals(telemetry: Telemetry) -> bool:
+    """Whether ``telemetry``'s providers are the process's global ones."""
+    return (
+        trace.get_tracer_provider() is telemetry.tracer_provider
+        or metrics.get_meter_provider() is telemetry.meter_provider
+    )
 
 
 def _set_globals(telemetry: Telemetry) -> None:

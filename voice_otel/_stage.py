@@ -146,8 +146,9 @@ class StageRun:
         a call that is reported after it began (framework adapters)."""
         self.spec = spec
         self.turn = _turn.current_turn()
+        conversation = _turn.current_conversation()
         # Cost outside a turn (a greeting, say) still belongs to the conversation.
-        self.conversation = _turn.current_conversation() if self.turn is None else None
+        self.conversation = conversation if self.turn is None else None
         self.usage: Usage | None = None  # created by the first report: most calls have none
         self.items = 0
         self.first_at: float | None = None
@@ -155,10 +156,13 @@ class StageRun:
         self.done = False
         self.content: ContentBuffer | None = None
         self._token: object | None = None
+        attributes = spec.span_attrs
+        if conversation is not None:
+            attributes = {**attributes, GenAI.CONVERSATION_ID: conversation.id}
         self.span = _runtime.get_tracer().start_span(
             spec.span_name,
             kind=SpanKind.CLIENT,
-            attributes=spec.span_attrs,
+            attributes=attributes,
             start_time=None if started is None else started[1],
         )
         self._ctx = otel_context.Context(

@@ -195,8 +195,9 @@ class Turn(_Scope):
     * :meth:`bot_started_speaking` stops it (default: the first audio of a TTS stage);
     * :meth:`interrupt` records a barge-in.
 
-    With telemetry disabled (``enabled=False``, ``OTEL_SDK_DISABLED``) nothing is recorded and
-    :attr:`record` stays None.
+    :attr:`record` is None until the turn ends. With telemetry disabled (``enabled=False``,
+    ``OTEL_SDK_DISABLED``) nothing is measured: the record has the outcome, no latency and no
+    components.
     """
 
     def __init__(
@@ -312,6 +313,7 @@ class Turn(_Scope):
             with guard("turn context"):
                 _turn_var.reset(self._var_token)
         if not self._active:
+            self.record = self._unmeasured(exc)
             return
         try:
             self._finish(exc)
@@ -320,6 +322,8 @@ class Turn(_Scope):
         finally:
             with guard("turn end"):
                 self._close(exc, {})  # no-op unless _finish failed before closing
+            if self.record is None:  # our fault: the caller still gets a record to read
+                self.record = self._unmeasured(exc)
 
     async def __aenter__(self) -> Turn:
         return self.__enter__()
@@ -331,6 +335,31 @@ class Turn(_Scope):
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+    def _outcome(self, exc: BaseException | None) -> str:
+        if (exc is not None and not isinstance(exc, Exception)) or self.interrupted:
+            return "interrupted"  # a barge-in, or cancelled
+        return "error" if exc is not None else "ok"
+
+    def _unmeasured(self, exc: BaseException | None) -> TurnRecord:
+        """The record of a turn that measured nothing (telemetry disabled): no latency."""
+        return TurnRecord(
+            index=self.index,
+            turn_id=self.id,
+            conversation_id=self._conversation.id if self._conversation else None,
+            outcome=self._outcome(exc),
+            latency=None,
+            components={},
+            stt_duration=None,
+            llm_time_to_first_token=None,
+            tts_time_to_first_byte=None,
+            interrupted=self.interrupted,
+            interruption_stop_latency=None,
+            wasted_audio_seconds=0.0,
+            wasted_characters=0.0,
+            cost=0.0,
+            slow=False,
+        )
 
     def _finish(self, exc: BaseException | None) -> None:
         # A stream the consumer left with `break` is closed only when it is garbage-collected,
@@ -352,12 +381,7 @@ class Turn(_Scope):
         objective = _runtime.options.latency_objective
         slow = latency is not None and latency > objective
 
-        if (exc is not None and not isinstance(exc, Exception)) or self.interrupted:
-            outcome = "interrupted"
-        elif exc is not None:
-            outcome = "error"
-        else:
-            outcome = "ok"
+        outcome = self._outcome(exc)
 
         wasted_audio, wasted_chars = self._wasted()
         tl = self.timeline

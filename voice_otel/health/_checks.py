@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import importlib.util
 import time
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -43,6 +43,7 @@ class HttpCheck:
         self.url = url
         self.method = method.upper()
         self.headers = dict(headers or {})
+        _check_statuses(healthy_status)
         self.healthy_status = healthy_status
         self.verify = verify
         self.timeout = timeout
@@ -63,6 +64,25 @@ class HttpCheck:
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
+
+
+def _check_statuses(healthy_status: Container[int]) -> None:
+    """``healthy_status`` holds HTTP status codes: ints in 100-599, at least one."""
+    if isinstance(healthy_status, (str, bytes)):
+        raise TypeError(f"healthy_status must hold int status codes, got {healthy_status!r}")
+    if isinstance(healthy_status, range):
+        codes: Iterable[object] = (healthy_status[0], healthy_status[-1]) if healthy_status else ()
+    elif isinstance(healthy_status, Iterable):
+        codes = list(healthy_status)
+    else:
+        return  # a container we cannot list (custom __contains__): trust it
+    if not codes:
+        raise ValueError("healthy_status is empty: no answer could ever be healthy")
+    for code in codes:
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise TypeError(f"healthy_status must hold int status codes, got {code!r}")
+        if not 100 <= code <= 599:
+            raise ValueError(f"healthy_status must hold HTTP status codes 100-599, got {code}")
 
 
 class TcpCheck:

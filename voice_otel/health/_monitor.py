@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
 import threading
@@ -367,8 +368,7 @@ class HealthMonitor:
             raise ValueError(
                 f"invalid name or kind {name!r}/{kind!r}: letters, digits, '_.:/-', at most 100"
             )
-        if not callable(check):
-            raise TypeError("check must be callable")
+        _callable_without_arguments(name, check)
         interval = self.interval if interval is None else interval
         timeout = self.timeout if timeout is None else timeout
         _positive(interval=interval, timeout=timeout)
@@ -440,6 +440,20 @@ def _overall(components: list[ComponentHealth]) -> HealthState:
         else:
             states.append(c.state)
     return HealthState.worst(*states)
+
+
+def _callable_without_arguments(name: str, check: object) -> None:
+    """Fail at registration for a check the runner could not call as ``check()``."""
+    if not callable(check):
+        raise TypeError(f"{name}: check must be callable, got {type(check).__name__}")
+    try:
+        signature = inspect.signature(check)
+    except (ValueError, TypeError):
+        return  # some builtins and extension types have no signature: trust them
+    try:
+        signature.bind()
+    except TypeError as exc:
+        raise TypeError(f"{name}: check must be callable without arguments ({exc})") from None
 
 
 def _positive(**values: float) -> None:

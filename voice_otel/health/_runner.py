@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 CheckFunction = Callable[[], Any]
 
+# At stop, a check that swallows its cancellation is cancelled again this often until the
+# stop timeout runs out.
+_RECANCEL_EVERY = 0.05
+
 
 @dataclass(eq=False)
 class Registration:
@@ -58,7 +62,8 @@ class Runner:
         self._thread: threading.Thread | None = None
         self._regs: set[Registration] = set()
         self._closing: set[asyncio.Task[None]] = set()
-        self._inflight: set[asyncio.Future[Any]] = set()  # async checks, also timed-out ones
+        # Async checks still running, also timed-out ones, with their component names.
+        self._inflight: dict[asyncio.Future[Any], str] = {}
         self._lock = threading.Lock()
 
     @property
@@ -69,6 +74,8 @@ class Runner:
         with self._lock:
             if self._loop is not None:
                 return
+            # Whatever a previous run left behind belongs to its closed loop: never touch it.
+            self._regs, self._closing, self._inflight = set(), set(), {}
             loop = asyncio.new_event_loop()
             ready = threading.Event()
             thread = threading.Thread(
@@ -140,22 +147,31 @@ class Runner:
             task.add_done_callback(self._closing.discard)
 
     async def _shutdown(self, timeout: float) -> None:
-        tasks = [reg.task for reg in self._regs if reg.task is not None]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
-        # Let cancelled checks finish their own cleanup (closing connections) on this loop.
-        inflight = list(self._inflight)
-        for future in inflight:
-            future.cancel()
-        if inflight:
-            await asyncio.wait(inflight, timeout=timeout)
-        for reg in self._regs:
-            closer = getattr(reg.check, "aclose", None)
-            if closer is not None:
-                await asyncio.wait_for(_close_quietly(reg, closer), timeout)
-        self._regs.clear()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            tasks = [reg.task for reg in self._regs if reg.task is not None]
+            await _cancel_until_done(tasks, deadline)
+
+            # Let cancelled checks finish their own cleanup (closing connections) on this loop.
+            inflight = {f: name for f, name in self._inflight.items() if f.get_loop() is loop}
+            for future in await _cancel_until_done(inflight, deadline):
+                logger.warning(
+                    "health check %s ignored cancellation; abandoned when the monitor stopped",
+                    inflight[future],
+                )
+                # Named above; asyncio need not log it again, anonymously, when it is collected.
+                future._log_destroy_pending = False  # type: ignore[attr-defined]
+
+            for reg in self._regs:
+                closer = getattr(reg.check, "aclose", None)
+                if closer is not None:
+                    remaining = max(deadline - loop.time(), _RECANCEL_EVERY)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(_close_quietly(reg, closer), remaining)
+        finally:
+            self._regs.clear()
+            self._inflight.clear()
 
     async def _every(self, reg: Registration) -> None:
         while True:
@@ -185,12 +201,14 @@ class Runner:
                 pending: asyncio.Future[Any] = asyncio.ensure_future(reg.check())
             except Exception as exc:
                 return False, time.perf_counter() - start, _reason(exc, reg.secrets)
-            self._inflight.add(pending)
-            pending.add_done_callback(self._inflight.discard)
+            self._inflight[pending] = reg.component.name
+            pending.add_done_callback(lambda f: self._inflight.pop(f, None))
         else:
-            if reg.busy_since is not None:
-                stuck = time.perf_counter() - reg.busy_since
-                return False, 0.0, f"previous run still running after {stuck:.0f}s"
+            busy_since = reg.busy_since
+            if busy_since is not None:
+                # Its latency is how long the stuck run has taken so far, not 0.
+                stuck = start - busy_since
+                return False, stuck, f"previous run still running after {stuck:.0f}s"
             pending = loop.create_future()
             reg.busy_since = start
             threading.Thread(
@@ -248,6 +266,26 @@ def _call_in_thread(
 
     with contextlib.suppress(RuntimeError):  # the monitor stopped while this check ran
         loop.call_soon_threadsafe(settle)
+
+
+async def _cancel_until_done(
+    futures: Iterable[asyncio.Future[Any]], deadline: float
+) -> set[asyncio.Future[Any]]:
+    """Cancel ``futures`` and wait for them until ``deadline``; returns those still running.
+
+    Cancellation is repeated: two cancels before a task runs count as one, so a check that
+    swallows a single ``CancelledError`` would otherwise run on until the deadline.
+    """
+    loop = asyncio.get_running_loop()
+    pending = {f for f in futures if not f.done()}
+    while pending:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        for future in pending:
+            future.cancel()
+        _, pending = await asyncio.wait(pending, timeout=min(remaining, _RECANCEL_EVERY))
+    return pending
 
 
 async def _close_quietly(reg: Registration, closer: Callable[[], Any]) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
@@ -43,6 +44,8 @@ DASHBOARD_PATH = "/dashboard/{dashboard_id}"
 UNTRACED_PATHS = (HEALTH_PATH, DETAILED_PATH, METRICS_PATH)
 _NO_STORE = {"Cache-Control": "no-store"}
 
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
 
 class ApiError(Exception):
     """An error answer of our endpoints, rendered as an :class:`ErrorBody`."""
@@ -78,6 +81,22 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody} for code in codes}
 
 
+def _get_and_head(router: APIRouter, path: str, **options: Any) -> Callable[[_Endpoint], _Endpoint]:
+    """Register an endpoint for GET and, outside the OpenAPI schema, for HEAD.
+
+    Load balancers and uptime checkers probe with HEAD. A route of its own (not one route with
+    both methods) keeps one operation per path in the schema, without a duplicate operation id;
+    it has the same dependencies, so the token applies to HEAD too, and the server drops the body.
+    """
+
+    def register(endpoint: _Endpoint) -> _Endpoint:
+        router.add_api_route(path, endpoint, methods=["GET"], **options)
+        router.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False, **options)
+        return endpoint
+
+    return register
+
+
 def build_router(cfg: Endpoints) -> APIRouter:
     """The router with every endpoint, bound to ``cfg``."""
     router = APIRouter(tags=["voice-otel"])
@@ -103,7 +122,8 @@ def build_router(cfg: Endpoints) -> APIRouter:
     guarded = [Depends(require_token)] if token_digest is not None else []
     auth_errors = (401,) if token_digest is not None else ()
 
-    @router.get(
+    @_get_and_head(
+        router,
         HEALTH_PATH,
         response_model=HealthStatus,
         responses={503: {"model": HealthStatus, "description": "A critical component is down."}},
@@ -114,7 +134,8 @@ def build_router(cfg: Endpoints) -> APIRouter:
         code = 503 if state is HealthState.UNHEALTHY else 200
         return JSONResponse({"status": state.value}, status_code=code, headers=_NO_STORE)
 
-    @router.get(
+    @_get_and_head(
+        router,
         DETAILED_PATH,
         response_model=DetailedHealth,
         responses={
@@ -129,7 +150,8 @@ def build_router(cfg: Endpoints) -> APIRouter:
         code = 503 if report["status"] == HealthState.UNHEALTHY.value else 200
         return JSONResponse(report, status_code=code, headers=_NO_STORE)
 
-    @router.get(
+    @_get_and_head(
+        router,
         METRICS_PATH,
         response_class=Response,
         responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition"}},
@@ -140,7 +162,8 @@ def build_router(cfg: Endpoints) -> APIRouter:
         body, content_type = await run_in_threadpool(render_metrics, cfg.registry, accept)
         return Response(body, media_type=content_type, headers=_NO_STORE)
 
-    @router.get(
+    @_get_and_head(
+        router,
         ALERTS_PATH,
         response_model=AlertsReport,
         responses=_errors(*auth_errors, 502, 503),
@@ -171,7 +194,8 @@ def build_router(cfg: Endpoints) -> APIRouter:
         except AlertmanagerError as exc:
             raise ApiError(502, "alertmanager_error", sanitize_reason(str(exc))) from None
 
-    @router.get(
+    @_get_and_head(
+        router,
         DASHBOARDS_PATH,
         response_model=DashboardList,
         summary="The Grafana dashboards shipped with voice-otel",
@@ -179,7 +203,8 @@ def build_router(cfg: Endpoints) -> APIRouter:
     async def dashboards() -> dict[str, Any]:
         return {"dashboards": await run_in_threadpool(cfg.dashboards.list)}
 
-    @router.get(
+    @_get_and_head(
+        router,
         DASHBOARD_PATH,
         response_model=dict[str, Any],
         responses=_errors(404),

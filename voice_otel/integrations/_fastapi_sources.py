@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ class Dashboards:
         self.directory = Path(directory) if directory is not None else None
         if self.directory is not None and not self.directory.is_dir():
             raise ValueError(f"dashboards_dir {str(self.directory)!r} is not a directory")
+        # The listing is unauthenticated and polled: a bad file is reported once per version
+        # (modification time and size), not once per request.
+        self._reported: dict[Path, tuple[int, int] | None] = {}
+        self._lock = threading.Lock()
 
     def list(self) -> list[dict[str, str]]:
         """``{"uid", "title", "description"}`` per dashboard."""
@@ -44,7 +49,7 @@ class Dashboards:
         found = []
         for path in sorted(directory.glob("*.json")):
             if _DASHBOARD_ID.match(path.stem):
-                model = _read(path)
+                model = self._read(path)
                 if model is not None:
                     found.append(_summary({"uid": path.stem, **model}))
         return found
@@ -59,10 +64,33 @@ class Dashboards:
 
             return dashboards.get_dashboard(uid)
         # The uid pattern has no '/', '.' or '\\': the path cannot leave the directory.
-        model = _read(directory / f"{uid}.json")
+        model = self._read(directory / f"{uid}.json")
         if model is None:
             raise KeyError(uid)
         return model
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        """The JSON object in ``path``, or ``None`` (with one warning per bad file version)."""
+        try:
+            stat = path.stat()
+            version: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            version = None
+        try:
+            model = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            with self._lock:
+                known = path in self._reported and self._reported[path] == version
+                self._reported[path] = version
+            if not known:
+                logger.warning("skipping dashboard file %s: %s", path.name, type(exc).__name__)
+            return None
+
+        with self._lock:
+            self._reported.pop(path, None)
+        return model if isinstance(model, dict) else None
 
     def _directory(self) -> Path | None:
         if self.directory is not None:
@@ -72,17 +100,6 @@ class Dashboards:
         except ImportError:
             return _CHECKOUT_DASHBOARDS
         return None
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        model = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        logger.warning("skipping dashboard file %s: %s", path.name, type(exc).__name__)
-        return None
-    return model if isinstance(model, dict) else None
 
 
 def _summary(model: dict[str, Any]) -> dict[str, str]:

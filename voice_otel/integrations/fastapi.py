@@ -12,10 +12,10 @@ instrument_app(app, monitor=monitor, alertmanager_url="http://127.0.0.1:9093", t
 ```
 
 Adds ``GET /health``, ``/health/detailed``, ``/metrics``, ``/alerts``, ``/dashboards`` and
-``/dashboard/{id}``; traces and meters every other route with the contrib
-``FastAPIInstrumentor`` (spans named by route template, never by raw path); starts the monitor
-with the app and measures the server's event-loop lag. Needs ``pip install voice-otel[fastapi]``.
-See ``docs/http.md``.
+``/dashboard/{id}``, each answering ``HEAD`` too; traces and meters every other route with the
+contrib ``FastAPIInstrumentor`` (spans named by route template, never by raw path); starts the
+monitor with the app and measures the server's event-loop lag. Needs
+``pip install voice-otel[fastapi]``. See ``docs/http.md``.
 """
 
 from __future__ import annotations
@@ -133,13 +133,19 @@ def instrument_app(
     )
 
     existing = {getattr(r, "path", None) for r in app.router.routes}
-    before = {id(r) for r in app.router.routes}
-    app.include_router(build_router(endpoints))
-    added = [r for r in app.router.routes if id(r) not in before]
-    for path in sorted(p for p in existing if p and p in {getattr(r, "path", "") for r in added}):
+    router = build_router(endpoints)
+    ours = {getattr(r, "path", "") for r in router.routes}
+    shadowed = {p for p in existing if p and p in ours}
+    for path in sorted(shadowed):
         logger.warning(
             "voice_otel: the app already serves %s; its own route takes precedence", path
         )
+    # Our HEAD route would still answer where the app's own route serves only GET: leave it
+    # out, so that HEAD and GET on such a path never reach different code.
+    router.routes[:] = [r for r in router.routes if not _head_at(r, shadowed)]
+    before = {id(r) for r in app.router.routes}
+    app.include_router(router)
+    added = [r for r in app.router.routes if id(r) not in before]
     app.add_exception_handler(ApiError, api_error_handler)
 
     traced_by_us = not getattr(app, "_is_instrumented_by_opentelemetry", False)
@@ -163,6 +169,10 @@ def instrument_app(
     app.openapi_schema = None
     setattr(app, _STATE, _Installed(monitor, added, original_lifespan, traced_by_us))
     return monitor
+
+
+def _head_at(route: BaseRoute, paths: set[str]) -> bool:
+    return getattr(route, "methods", None) == {"HEAD"} and getattr(route, "path", "") in paths
 
 
 def _warn_if_old_http_conventions() -> None:
