@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -669,5 +670,17 @@ def test_stage_spans_carry_the_conversation_id(otel: Captured) -> None:
         with voice_otel.turn():
             list(speak("".join(think(transcribe(b"hello")))))
 
+    conv = voice_otel.conversation("call-8")
+    with conv:  # conv.turn() brings its conversation into a task that runs outside it
+        asyncio.run(_in_new_context(conv.turn))
+
     ids = [_attrs(s).get("gen_ai.conversation.id") for s in otel.stage_spans()]
-    assert ids == [None, "call-7", "call-7", "call-7", "call-7"]
+    assert ids == [None, "call-7", "call-7", "call-7", "call-7", "call-8"]
+
+
+async def _in_new_context(make_turn: Any) -> None:
+    async def task() -> None:
+        with make_turn():
+            transcribe(b"from a helper task")
+
+    await asyncio.create_task(task(), context=contextvars.Context())

@@ -169,7 +169,7 @@ def resolve(**kw: Any) -> Settings:
     prometheus_port = _port(port_arg, None if endpoint else DEFAULT_PROMETHEUS_PORT)
 
     json_arg = kw["json_path"]
-    if isinstance(json_arg, str | os.PathLike) and not str(json_arg).strip():
+    if isinstance(json_arg, str) and not json_arg.strip():
         raise ConfigurationError(
             f"json_path {json_arg!r} is empty: pass a file path, True (the default file) or "
             "False (off)"

@@ -145,10 +145,11 @@ class StageRun:
         """Start the span now, or at ``started`` = (``time.monotonic()``, wall clock in ns) for
         a call that is reported after it began (framework adapters)."""
         self.spec = spec
-        self.turn = _turn.current_turn()
-        conversation = _turn.current_conversation()
+        self.turn = turn = _turn.current_turn()
+        # A turn knows its conversation even when it was opened outside it (conv.turn()).
+        conversation = turn.conversation if turn is not None else _turn.current_conversation()
         # Cost outside a turn (a greeting, say) still belongs to the conversation.
-        self.conversation = conversation if self.turn is None else None
+        self.conversation = conversation if turn is None else None
         self.usage: Usage | None = None  # created by the first report: most calls have none
         self.items = 0
         self.first_at: float | None = None

@@ -336,6 +336,11 @@ class Turn(_Scope):
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
+    @property
+    def conversation(self) -> Conversation | None:
+        """The conversation this turn belongs to, once it has started."""
+        return self._conversation
+
     def _outcome(self, exc: BaseException | None) -> str:
         if (exc is not None and not isinstance(exc, Exception)) or self.interrupted:
             return "interrupted"  # a barge-in, or cancelled
