@@ -211,11 +211,8 @@ def test_a_streaming_stt_waits_from_the_end_of_speech_to_the_final_transcript(
     assert attrs["voice.usage.input_audio_seconds"] == pytest.approx(5.0)
 
 
-def test_the_greeting_counts_for_the_conversation_not_a_turn(otel: Captured) -> None:
-    t = time.time() - 30
-    tracker = SessionTracker()
-    tracker.start()
-    tracker.speech_created("greeting")
+def _greeting_tts(tracker: SessionTracker, t: float) -> None:
+    """LiveKit's report of a greeting's TTS request, ended at ``t + 0.2``."""
     tracker.tts_metrics(
         ended_at=t + 0.2,
         duration=0.15,
@@ -226,6 +223,14 @@ def test_the_greeting_counts_for_the_conversation_not_a_turn(otel: Captured) -> 
         speech_id="greeting",
         **TTS,
     )
+
+
+def test_the_greeting_counts_for_the_conversation_not_a_turn(otel: Captured) -> None:
+    t = time.time() - 30
+    tracker = SessionTracker()
+    tracker.start()
+    tracker.speech_created("greeting")
+    _greeting_tts(tracker, t)
     tracker.assistant_message(t + 0.2, t + 1.2, interrupted=False)
     tracker.close()
 
@@ -274,19 +279,7 @@ def test_events_while_the_session_starts_are_replayed_once_it_has_started(
     tracker = SessionTracker("room-1")
     # A greeting said in on_enter, synthesised while start() still connects to the room.
     tracker.when_started(tracker.speech_created, "greeting")
-    tracker.when_started(
-        lambda _: tracker.tts_metrics(
-            ended_at=t + 0.2,
-            duration=0.15,
-            ttfb=0.1,
-            cancelled=False,
-            characters=22,
-            audio_seconds=1.0,
-            speech_id="greeting",
-            **TTS,
-        ),
-        None,
-    )
+    tracker.when_started(lambda _: _greeting_tts(tracker, t), None)
     assert otel.spans() == []
 
     tracker.start()
