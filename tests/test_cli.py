@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from voice_otel.cli import main
 from voice_otel.stack import free_port
+from voice_otel.stack._components import duration_seconds
 
 
 @pytest.mark.parametrize(
@@ -49,7 +50,25 @@ def test_an_output_path_the_system_refuses_is_a_one_line_error(
 PROGRAM_ENV = ("COLLECTOR", "JAEGER", "PROMETHEUS", "ALERTMANAGER")
 
 
-@pytest.mark.parametrize("value", ["abc", "-5s", "0s", "1.5s", "5", "1m30s", "5 s"])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("1s", 1.0),
+        ("15s", 15.0),
+        ("5m", 300.0),
+        ("2h", 7200.0),
+        ("1m30s", 90.0),
+        ("1s500ms", 1.5),
+    ],
+)
+def test_stack_durations_are_whole_numbers_with_units_h_m_s_and_ms(
+    value: str, seconds: float
+) -> None:
+    assert duration_seconds(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["abc", "-5s", "0s", "1.5s", "5", "5 s", "1d"])
 def test_stack_up_rejects_a_bad_scrape_interval_before_starting_anything(
     tmp_path: Path, value: str
 ) -> None:
@@ -246,7 +265,7 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def test_stack_up_reads_rendered_rules_from_rules_dir(tmp_path: Path) -> None:
+def test_stack_up_accepts_rendered_rules_before_looking_for_programs(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rendered = CliRunner().invoke(main, ["rules", "render", "--objective", "1.5", "--out", rules])
     assert rendered.exit_code == 0, rendered.output
@@ -258,6 +277,7 @@ def test_stack_up_reads_rendered_rules_from_rules_dir(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, args, env=_no_programs(tmp_path))
 
     # The rule files pass the check; only then is a program looked for (and missing here).
+    # That Prometheus loads them is tested with the real programs in test_stack_cli.py.
     assert result.exit_code == 1, result.output
     assert "missing" in result.output
 

@@ -135,6 +135,8 @@ BAD_SETTINGS = [
     pytest.param({"handle_sigterm": 1}, "handle_sigterm must be True or False", id="sigterm-int"),
     pytest.param({"service_name": 123}, "service_name must be a non-empty string", id="name-int"),
     pytest.param({"service_name": " "}, "service_name must be a non-empty string", id="name-blank"),
+    pytest.param({"service_name": "agent\nx"}, "control character", id="name-newline"),
+    pytest.param({"service_name": "a" * 256}, "at most 255", id="name-too-long"),
     pytest.param({"environment": 1}, "environment must be a non-empty string", id="env-int"),
     pytest.param({"service_version": 2}, "service_version must be", id="version-int"),
 ]
@@ -183,6 +185,7 @@ BAD_ENV = [
     ("VOICE_OTEL_CAPTURE_CONTENT", "perhaps"),
     ("VOICE_OTEL_LATENCY_OBJECTIVE", "fast"),
     ("VOICE_OTEL_LATENCY_OBJECTIVE", "-2"),
+    ("OTEL_SERVICE_NAME", "agent\tx"),
 ]
 
 

@@ -29,17 +29,16 @@ Example::
 
 from __future__ import annotations
 
-import html
-import json
 import logging
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+
+from voice_otel._http import body_excerpt, describe_failure, json_excerpt, not_json
 
 __all__ = [
     "LIFECYCLE_STATES",
@@ -159,8 +158,9 @@ class AlertmanagerClient:
         }
         body = await self._request("POST", "/api/v2/silences", json=payload)
         if not isinstance(body, dict) or not isinstance(body.get("silenceID"), str):
-            raise self._not_alertmanager(
-                f"POST /api/v2/silences answered {_json_excerpt(body)} without a silenceID"
+            raise NotAlertmanager(
+                self.base_url,
+                f"POST /api/v2/silences answered {json_excerpt(body)} without a silenceID",
             )
         silence_id = body["silenceID"]
         logger.info("created Alertmanager silence %s for %s", silence_id, dict(matchers))
@@ -195,23 +195,17 @@ class AlertmanagerClient:
         try:
             return response.json()
         except ValueError as exc:
-            kind = response.headers.get("content-type", "").partition(";")[0] or "a body"
-            raise self._not_alertmanager(
-                f"{method} {path} answered {response.status_code} with {kind}, not JSON"
-            ) from exc
+            raise NotAlertmanager(self.base_url, not_json(f"{method} {path}", response)) from exc
 
     def _objects(self, body: Any, request: str, noun: str, key: str) -> list[dict[str, Any]]:
         """``body`` if it is a list of objects that each have ``key``; else not Alertmanager."""
         if not isinstance(body, list) or not all(
             isinstance(item, dict) and key in item for item in body
         ):
-            raise self._not_alertmanager(
-                f"{request} answered {_json_excerpt(body)}, not a list of {noun}"
+            raise NotAlertmanager(
+                self.base_url, f"{request} answered {json_excerpt(body)}, not a list of {noun}"
             )
         return body
-
-    def _not_alertmanager(self, reason: str) -> NotAlertmanager:
-        return NotAlertmanager(self.base_url, reason)
 
 
 def lifecycle_state(alert: Mapping[str, Any]) -> str:
@@ -254,49 +248,3 @@ def _flag(value: bool) -> str:
 
 def _timestamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def describe_failure(exc: httpx.HTTPError, service: str, timeout: float) -> str:
-    """One line on a request that got no answer: ``cannot reach <service>: <reason>``.
-
-    ``service`` names the server and its address, e.g. ``Grafana at http://localhost:3000``.
-    """
-    if isinstance(exc, httpx.ConnectTimeout):
-        return f"cannot reach {service}: no connection within {timeout:g}s"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"{service} did not answer within {timeout:g}s"
-    reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    reason = re.sub(r"^\[Errno -?\d+\]\s*", "", reason)  # "[Errno 111] Connection refused"
-    reason = reason[:1].lower() + reason[1:] if reason else type(exc).__name__
-    return f"cannot reach {service}: {reason}"
-
-
-_HTML_HIDDEN = re.compile(r"(?is)<(head|script|style)\b.*?</\1\s*>")
-_HTML_TAG = re.compile(r"(?s)<[^>]*>")
-
-
-def body_excerpt(response: httpx.Response, limit: int = 100) -> str:
-    """The gist of an error answer on one line: an HTML page's text, a JSON ``message``."""
-    text = response.text
-    if "html" in response.headers.get("content-type", "") or text.lstrip().startswith("<"):
-        text = html.unescape(_HTML_TAG.sub(" ", _HTML_HIDDEN.sub(" ", text)))
-    else:
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("message"), str):
-            text = body["message"]
-        elif isinstance(body, str):
-            text = body
-    return _shorten(" ".join(text.split()), limit)
-
-
-def _json_excerpt(body: Any, limit: int = 60) -> str:
-    if body is None:
-        return "an empty body"
-    return _shorten(json.dumps(body), limit)
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,23 @@ def _text(name: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+MAX_SERVICE_NAME = 255
+
+
+def check_service_name(source: str, value: str) -> str:
+    """``service.name`` is a label in every backend: one printable line of bounded length."""
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ConfigurationError(
+            f"{source} {value!r} contains a control character (newline, tab, ...); "
+            "use one line of printable text"
+        )
+    if len(value) > MAX_SERVICE_NAME:
+        raise ConfigurationError(
+            f"{source} is {len(value)} characters long; use at most {MAX_SERVICE_NAME}"
+        )
     return value
 
 
@@ -217,7 +235,11 @@ def resolve(**kw: Any) -> Settings:
         enabled = not (_env_bool("OTEL_SDK_DISABLED") or False)
     enabled = _flag("enabled", enabled)
 
-    name = _text("service_name", kw["service_name"]) or _env("OTEL_SERVICE_NAME") or "voice-agent"
+    name = _text("service_name", kw["service_name"])
+    source = "service_name"
+    if name is None and _env("OTEL_SERVICE_NAME"):
+        name, source = _env("OTEL_SERVICE_NAME"), "OTEL_SERVICE_NAME"
+    name = check_service_name(source, name or "voice-agent")
     return Settings(
         service_name=name,
         service_version=_text("service_version", kw["service_version"]),

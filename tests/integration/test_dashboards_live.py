@@ -495,6 +495,28 @@ def test_genai_panels_count_only_voice_otel_series(live: LiveRun) -> None:
     assert panel == pytest.approx(ours, rel=1e-6)
 
 
+def test_report_from_prometheus_counts_every_turn_whatever_the_step(live: LiveRun) -> None:
+    """Steps at and far above the 1 s scrape interval see the same turns: none fall between."""
+    eventually(lambda: _report_or_none(live), timeout=60, what="report data in Prometheus")
+    end = time.time()
+
+    def load(step: float) -> report.ReportData:
+        return report.load_prometheus(
+            live.prometheus_url,
+            start=live.started - 30,
+            end=end,
+            step=step,
+            job=PROBE_JOB,
+            objective=0.5,
+        )
+
+    fine, coarse = load(1), load(60)
+    assert fine.percentiles.keys() == coarse.percentiles.keys()
+    for part, quantiles in fine.percentiles.items():
+        assert quantiles == pytest.approx(coarse.percentiles[part]), part
+    assert fine.objective_share == pytest.approx(coarse.objective_share)
+
+
 def _report_or_none(live: LiveRun) -> report.ReportData | None:
     try:
         return report.load_prometheus(

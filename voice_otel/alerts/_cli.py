@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from voice_otel._alertmanager import (
     lifecycle_state,
     summarize,
 )
+from voice_otel._cli_types import Seconds
 from voice_otel.alerts._config import AlertConfig
 from voice_otel.alerts._promql import parse_duration
 from voice_otel.alerts._render import render_rule_files
@@ -50,12 +50,6 @@ def _settings(pairs: tuple[str, ...], shortcuts: dict[str, tuple[str, object]]) 
             )
         settings[name] = str(given)
     return settings
-
-
-def _positive_seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    if not 0 < value < math.inf:  # also refuses NaN
-        raise click.BadParameter(f"must be a number of seconds above 0, got {value}")
-    return value
 
 
 @click.group("rules")
@@ -142,12 +136,6 @@ class _Connection:
     timeout: float
 
 
-def _optional_positive_seconds(
-    ctx: click.Context, param: click.Parameter, value: float | None
-) -> float | None:
-    return None if value is None else _positive_seconds(ctx, param, value)
-
-
 def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--alertmanager-url`` and ``--timeout`` after the subcommand too; they win over the group's.
 
@@ -157,9 +145,8 @@ def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "--timeout",
         "sub_timeout",
-        type=float,
+        type=Seconds(min=0.0, min_open=True),
         default=None,
-        callback=_optional_positive_seconds,
         help=f"{_TIMEOUT_HELP} Wins over `alerts --timeout` [5.0].",
     )(command)
     return click.option(
@@ -189,10 +176,9 @@ def _client(ctx: click.Context, url: str | None, timeout: float | None) -> Alert
 )
 @click.option(
     "--timeout",
-    type=float,
+    type=Seconds(min=0.0, min_open=True),
     default=5.0,
     show_default=True,
-    callback=_positive_seconds,
     help=_TIMEOUT_HELP,
 )
 @click.pass_context

@@ -6,7 +6,9 @@ import math
 import re
 
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# Prometheus' own order of units (without its y and w); ASCII digits only, as Prometheus reads.
+_DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?(?:([0-9]+)ms)?")
+_UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
 
 
 def label(attribute_key: str) -> str:
@@ -25,19 +27,43 @@ def duration(seconds: float) -> str:
     return "".join(parts)
 
 
-def parse_duration(text: str) -> int:
-    """Parse a Prometheus-style duration made of ``d``, ``h``, ``m``, ``s`` parts into seconds.
+def duration_parts(text: str) -> dict[str, int]:
+    """The units of a Prometheus duration and their counts: ``1m30s`` -> ``{"m": 1, "s": 30}``.
+
+    The text is read exactly as given (no surrounding spaces); units are ``d``, ``h``, ``m``,
+    ``s`` and ``ms``, largest first, each at most once.
 
     Raises:
         ValueError: The text is not such a duration, or it is zero.
     """
-    match = _DURATION.match(text.strip())
-    if not text.strip() or match is None:
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
         raise ValueError(f"not a duration like 30s, 5m, 1h30m: {text!r}")
-    seconds = sum(int(n) * size for n, (_, size) in zip(match.groups(), _UNITS, strict=True) if n)
-    if seconds <= 0:
+    parts = {unit: int(n) for unit, n in zip(_UNIT_MS, match.groups(), strict=True) if n}
+    if not any(parts.values()):
         raise ValueError(f"duration must be positive: {text!r}")
-    return seconds
+    return parts
+
+
+def parse_seconds(text: str) -> float:
+    """Seconds in a Prometheus duration, ``ms`` included: ``1m30s`` -> 90.0, ``500ms`` -> 0.5.
+
+    Raises:
+        ValueError: as `duration_parts`.
+    """
+    return sum(n * _UNIT_MS[unit] for unit, n in duration_parts(text).items()) / 1000
+
+
+def parse_duration(text: str) -> int:
+    """Whole seconds in a Prometheus duration (surrounding spaces ignored): ``1h30m`` -> ``5400``.
+
+    Raises:
+        ValueError: The text is not such a duration, it is zero, or not whole seconds.
+    """
+    seconds = parse_seconds(text.strip())
+    if not seconds.is_integer():
+        raise ValueError(f"duration must be whole seconds: {text!r}")
+    return int(seconds)
 
 
 def number(value: float) -> str:

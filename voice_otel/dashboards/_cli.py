@@ -79,10 +79,6 @@ def import_command(url: str, token: str, folder_uid: str | None, uids: tuple[str
 
     The URL and token may come from GRAFANA_URL and GRAFANA_TOKEN instead.
     """
-    if not url.startswith(("http://", "https://")):
-        raise click.BadParameter(
-            f"must start with http:// or https://, got {url!r}", param_hint="--url"
-        )
     known = {s["uid"] for s in list_dashboards()}
     unknown = [u for u in uids if u not in known]
     if unknown:
@@ -90,6 +86,8 @@ def import_command(url: str, token: str, folder_uid: str | None, uids: tuple[str
         raise click.BadParameter(message, param_hint="--uid")
     try:
         answers = import_dashboards(url, token, uids=uids or None, folder_uid=folder_uid)
+    except ValueError as exc:  # the URL has no http(s) scheme
+        raise click.BadParameter(str(exc), param_hint="--url") from exc
     except GrafanaImportError as exc:
         raise click.ClickException(str(exc)) from exc
     for answer in answers:

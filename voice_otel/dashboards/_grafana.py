@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
 
-from voice_otel._alertmanager import body_excerpt, describe_failure
+from voice_otel._http import body_excerpt, describe_failure, json_excerpt, not_json
 from voice_otel.dashboards._catalog import get_dashboard, list_dashboards
 
 logger = logging.getLogger(__name__)
@@ -83,17 +82,13 @@ def import_dashboards(
 
 def _import_result(response: httpx.Response, base_url: str) -> dict[str, Any]:
     """Grafana's answer to one import, or an error saying the URL is not Grafana."""
-    request = "POST /api/dashboards/db answered"
+    request = "POST /api/dashboards/db"
     try:
         answer = response.json() if response.content else None
     except ValueError:
-        kind = response.headers.get("content-type", "").partition(";")[0] or "a body"
-        reason = f"{request} {response.status_code} with {kind}, not JSON"
+        reason = not_json(request, response)
     else:
         if isinstance(answer, dict) and "uid" in answer and "status" in answer:
             return answer
-        shown = "an empty body" if answer is None else json.dumps(answer)
-        if len(shown) > 60:
-            shown = shown[:57].rstrip() + "..."
-        reason = f"{request} {shown}, not a dashboard import result"
+        reason = f"{request} answered {json_excerpt(answer)}, not a dashboard import result"
     raise GrafanaImportError(f"{base_url} does not look like Grafana: {reason}")

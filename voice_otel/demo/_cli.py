@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import time
-import unicodedata
 from collections.abc import Sequence
 
 import click
@@ -15,11 +13,12 @@ from rich.markup import escape
 from rich.table import Table
 
 import voice_otel
+from voice_otel._cli_types import Seconds
+from voice_otel._config import check_service_name
 from voice_otel.demo._pipeline import DemoPlan, TurnResult
 from voice_otel.demo._run import build_pipeline, run_demo
 
 API_KEY_ENV = "VOICE_OTEL_DEMO_LLM_API_KEY"
-MAX_SERVICE_NAME = 255
 
 # configure() speaks Python in its errors; say the same with the demo's options.
 _CLI_SPELLING = (
@@ -31,20 +30,13 @@ _CLI_NAMES = re.compile(r"\b(json_path|prometheus_port|otlp_endpoint|otlp_protoc
 
 
 def _service_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    # configure() takes any non-empty string; a newline would split the name in every backend.
+    # Checked here, as configure() will check it, so a bad name stops the demo before it starts.
     if not value.strip():
         raise click.BadParameter("must not be empty")
-    if len(value) > MAX_SERVICE_NAME:
-        raise click.BadParameter(f"too long ({len(value)} characters, at most {MAX_SERVICE_NAME})")
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise click.BadParameter(f"{value!r} contains a control character (newline, tab, ...)")
-    return value
-
-
-def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    if not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a finite number of seconds")
-    return value
+    try:
+        return check_service_name("the name", value)
+    except voice_otel.ConfigurationError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _cli_hint(message: str) -> str:
@@ -96,8 +88,7 @@ def _cli_hint(message: str) -> str:
 )
 @click.option(
     "--keep-serving",
-    type=click.FloatRange(min=0),
-    callback=_finite,
+    type=Seconds(min=0.0),
     default=0,
     metavar="SECONDS",
     help="Keep /metrics up this long after the run, for scraping.",

@@ -149,29 +149,31 @@ class Runner:
     async def _shutdown(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        # This run's containers: start() gives a later run new ones, which this must not touch.
+        regs, inflight = self._regs, self._inflight
         try:
-            tasks = [reg.task for reg in self._regs if reg.task is not None]
+            tasks = [reg.task for reg in regs if reg.task is not None]
             await _cancel_until_done(tasks, deadline)
 
             # Let cancelled checks finish their own cleanup (closing connections) on this loop.
-            inflight = {f: name for f, name in self._inflight.items() if f.get_loop() is loop}
             for future in await _cancel_until_done(inflight, deadline):
                 logger.warning(
                     "health check %s ignored cancellation; abandoned when the monitor stopped",
                     inflight[future],
                 )
                 # Named above; asyncio need not log it again, anonymously, when it is collected.
+                # A private attribute of asyncio futures (CPython 3.11-3.14): nothing else stops it.
                 future._log_destroy_pending = False  # type: ignore[attr-defined]
 
-            for reg in self._regs:
+            for reg in regs:
                 closer = getattr(reg.check, "aclose", None)
                 if closer is not None:
                     remaining = max(deadline - loop.time(), _RECANCEL_EVERY)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(_close_quietly(reg, closer), remaining)
         finally:
-            self._regs.clear()
-            self._inflight.clear()
+            regs.clear()
+            inflight.clear()
 
     async def _every(self, reg: Registration) -> None:
         while True:

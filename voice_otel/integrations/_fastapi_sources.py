@@ -72,15 +72,11 @@ class Dashboards:
     def _read(self, path: Path) -> dict[str, Any] | None:
         """The JSON object in ``path``, or ``None`` (with one warning per bad file version)."""
         try:
-            stat = path.stat()
-            version: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            version = None
-        try:
             model = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
+            version = _version(path)
             with self._lock:
                 known = path in self._reported and self._reported[path] == version
                 self._reported[path] = version
@@ -131,3 +127,12 @@ def render_metrics(registry: CollectorRegistry, accept: str | None) -> tuple[byt
     """
     encoder, content_type = choose_encoder(accept or "")
     return encoder(registry), content_type
+
+
+def _version(path: Path) -> tuple[int, int] | None:
+    """What tells one version of a file from the next: modification time and size."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)

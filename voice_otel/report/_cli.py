@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 import click
 
+from voice_otel._cli_types import Seconds
 from voice_otel.report._otlp import ReportSourceError, load_json_lines
 from voice_otel.report._paths import unwritable_reason
 from voice_otel.report._png import ScreenshotError, check_png_path
 from voice_otel.report._prometheus import load_prometheus
 from voice_otel.report._write import write_report
-
-
-def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    # FloatRange lets nan and inf through: nan compares false with every bound.
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a finite number of seconds")
-    return value
 
 
 def _png_name(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
@@ -41,26 +34,23 @@ def _png_name(ctx: click.Context, param: click.Parameter, value: Path | None) ->
 @click.option("--prometheus", "prometheus_url", help="Prometheus base URL (one bar per step).")
 @click.option(
     "--since",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(min=0.0, min_open=True),
     default=3600.0,
     show_default=True,
-    callback=_finite,
     help="Prometheus: seconds back.",
 )
 @click.option(
     "--step",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1.0),
     default=60.0,
     show_default=True,
-    callback=_finite,
     help="Prometheus: seconds per bar.",
 )
 @click.option("--job", default=None, help="Prometheus: regex on the job (service.name) label.")
 @click.option(
     "--objective",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(min=0.0, min_open=True),
     default=None,
-    callback=_finite,
     help="Latency objective in seconds to draw (default: from the spans; none for Prometheus).",
 )
 @click.option("--title", default="Voice latency report", show_default=True)

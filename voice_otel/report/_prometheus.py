@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 
 from voice_otel._contract import LATENCY_COMPONENTS, Metrics
+from voice_otel._http import not_json
+from voice_otel.alerts._promql import string
 from voice_otel.report._model import (
     PERCENTILES,
     PercentileLine,
@@ -61,8 +63,7 @@ class _Prometheus:
         try:
             body = response.json()
         except ValueError as exc:
-            status = response.status_code
-            raise ReportSourceError(f"Prometheus answered {status}, not JSON") from exc
+            raise ReportSourceError(not_json("Prometheus", response)) from exc
         if not isinstance(body, dict) or body.get("status") != "success":
             error = body.get("error", body) if isinstance(body, dict) else body
             raise ReportSourceError(f"Prometheus query failed: {error}")
@@ -77,8 +78,7 @@ def _selector(job: str | None) -> str:
     names = f"{LATENCY}|{COMPONENT}"
     matchers = [f'__name__=~"({names})_(bucket|sum|count)"']
     if job:
-        quoted = job.replace("\\", "\\\\").replace('"', '\\"')  # a PromQL string literal
-        matchers.append(f'job=~"{quoted}"')
+        matchers.append(f"job=~{string(job)}")
     return "{" + ",".join(matchers) + "}"
 
 

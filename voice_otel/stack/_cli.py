@@ -8,7 +8,6 @@ restart a program that died with the ports it had.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import time
@@ -21,6 +20,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from voice_otel._cli_types import Seconds
 from voice_otel.stack._binaries import BinaryNotFound, cache_dir
 from voice_otel.stack._components import duration_seconds
 from voice_otel.stack._local import LocalStack
@@ -31,7 +31,7 @@ __all__ = ["stack_command"]
 
 
 class _Duration(click.ParamType):
-    """A Prometheus duration (``15s``, ``500ms``, ``1m``), checked before anything starts."""
+    """A duration Prometheus and the collector both read (``500ms``, ``1m30s``), checked first."""
 
     name = "duration"
 
@@ -41,12 +41,6 @@ class _Duration(click.ParamType):
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
         return str(value)
-
-
-def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    if not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a finite number of seconds")
-    return value
 
 
 def _default_workdir() -> Path:
@@ -136,7 +130,7 @@ def stack_command() -> None:
     type=_Duration(),
     default="15s",
     show_default=True,
-    help="Prometheus scrape and rule evaluation interval, e.g. 5s, 500ms, 1m.",
+    help="Prometheus scrape and rule evaluation interval, e.g. 5s, 500ms, 1m30s.",
 )
 @click.option(
     "--rules-dir",
@@ -323,8 +317,7 @@ def status_command(workdir: Path | None) -> None:
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False), default=None)
 @click.option(
     "--grace",
-    type=click.FloatRange(min=0),
-    callback=_finite,
+    type=Seconds(min=0.0),
     default=10.0,
     show_default=True,
     help="Seconds before SIGKILL.",

@@ -10,7 +10,6 @@ The collector and Jaeger read the shipped YAML files as they are, with ports pas
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
+from voice_otel.alerts._promql import duration_parts, parse_seconds
 from voice_otel.stack._binaries import config_dir, find
 from voice_otel.stack._otlp_json import StoredSpan, parse_otlp_json
 from voice_otel.stack._process import LOOPBACK, ManagedProcess, free_port
@@ -56,9 +56,6 @@ ALERTMANAGER_DEFAULT_PORT = 9093
 # Scrape jobs of collector/prometheus.yml that the stack points at its own collector.
 COLLECTOR_EXPORTER_JOB = "voice-otel-collector"
 COLLECTOR_TELEMETRY_JOB = "otelcol"
-
-_DURATION = re.compile(r"([0-9]+)(ms|s|m|h)")
-_DURATION_UNITS: Mapping[str, float] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def _ports(defaults: Mapping[str, int], use_defaults: bool) -> dict[str, int]:
@@ -319,21 +316,24 @@ def render_prometheus_config(
 
 
 def duration_seconds(duration: str) -> float:
-    """Seconds in a Prometheus-style duration such as ``500ms``, ``1s`` or ``5m``.
+    """Seconds in a duration both Prometheus and the collector read: ``500ms``, ``5m``, ``1m30s``.
 
-    Only what both Prometheus and the collector read the same way: a whole number greater
-    than zero and one unit.
+    A Prometheus duration greater than zero, without ``d``, which the collector (Go's
+    ``time.ParseDuration``) does not know.
 
     Raises:
-        ValueError: anything else (``abc``, ``-5s``, ``0s``, ``1.5s``, ``1m30s``).
+        ValueError: anything else (``abc``, ``-5s``, ``0s``, ``1.5s``, ``1d``).
     """
-    match = _DURATION.fullmatch(duration)
-    if match is None or int(match.group(1)) == 0:
+    try:
+        parts = duration_parts(duration)
+    except ValueError:
+        parts = {}
+    if not parts or "d" in parts:
         raise ValueError(
-            f"unsupported duration {duration!r}: use a whole number greater than 0 "
-            "and a unit, e.g. 1s, 500ms, 1m"
+            f"unsupported duration {duration!r}: use whole numbers greater than 0 with units "
+            "h, m, s or ms, e.g. 1s, 500ms, 1m30s"
         )
-    return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    return parse_seconds(duration)
 
 
 class AlertmanagerProcess(ManagedProcess):
