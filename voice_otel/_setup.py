@@ -34,6 +34,7 @@ from voice_otel._contract import (
     RESOURCE_SERVICE_NAME,
     RESOURCE_SERVICE_VERSION,
 )
+from voice_otel._delivery import Delivery, WatchedMetricExporter, WatchedSpanExporter
 from voice_otel._jsonfile import JsonLinesFile, JsonLinesMetricExporter, JsonLinesSpanExporter
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Telemetry:
     json_path: Path | None = None
     _server: Any = None
     _closers: list[Any] = field(default_factory=list)
+    _delivery: Delivery = field(default_factory=Delivery)
 
     def describe(self) -> list[str]:
         """One line per destination, for a CLI to print."""
@@ -177,6 +179,7 @@ def _build(s: Settings) -> Telemetry:
     readers: list[MetricReader] = []
     span_exporters: list[SpanExporter] = []
     closers: list[Any] = []
+    delivery = Delivery()
     interval_ms = s.metric_export_interval * 1000
     timeout_ms = s.export_timeout * 1000
     if not s.enabled:  # OTEL_SDK_DISABLED: no exporter, no open port, no file
@@ -224,10 +227,12 @@ def _build(s: Settings) -> Telemetry:
 
     if s.otlp_endpoint:
         span_exp, metric_exp = _otlp_exporters(s)
-        span_exporters.append(span_exp)
+        span_exporters.append(WatchedSpanExporter(span_exp, delivery))
         readers.append(
             PeriodicExportingMetricReader(
-                metric_exp, export_interval_millis=interval_ms, export_timeout_millis=timeout_ms
+                WatchedMetricExporter(metric_exp, delivery),
+                export_interval_millis=interval_ms,
+                export_timeout_millis=timeout_ms,
             )
         )
 
@@ -245,7 +250,9 @@ def _build(s: Settings) -> Telemetry:
     meter_provider = MeterProvider(
         resource=resource, metric_readers=readers, shutdown_on_exit=False
     )
-    return Telemetry(s, tracer_provider, meter_provider, prometheus_url, json_path, server, closers)
+    return Telemetry(
+        s, tracer_provider, meter_provider, prometheus_url, json_path, server, closers, delivery
+    )
 
 
 def _otlp_exporters(s: Settings) -> tuple[Any, Any]:
@@ -314,7 +321,8 @@ def current() -> Telemetry | None:
 def shutdown(timeout: float = 5.0) -> bool:
     """Flush what can be flushed and stop exporting; returns within ``timeout`` seconds.
 
-    Returns True when everything was flushed in time. Safe to call twice, or without configure().
+    Returns True when everything was flushed in time and the collector took every export made
+    while flushing. Safe to call twice, or without configure().
     """
     with _lock:
         return _shutdown_locked(timeout)
@@ -328,6 +336,7 @@ def _shutdown_locked(timeout: float) -> bool:
     _current = None
     _runtime.use_providers(None, None)
     deadline = time.monotonic() + timeout
+    telemetry._delivery.reset()  # what failed before shutdown was reported as it happened
 
     def flush_traces() -> None:
         with _guard.guard("shutdown"):
@@ -354,11 +363,12 @@ def _shutdown_locked(timeout: float) -> bool:
         logger.warning(
             "voice_otel: shutdown timed out after %.1fs; unsent telemetry dropped", timeout
         )
+    delivered = telemetry._delivery.failures == 0
     if telemetry._server is not None:
         with _guard.guard("prometheus server"):
             telemetry._server.shutdown()
             telemetry._server.server_close()
-    return finished
+    return finished and delivered
 
 
 def _install_exit_hooks(settings: Settings) -> None:
